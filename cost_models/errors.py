@@ -1,0 +1,32 @@
+"""Errors raised by cost_models. Every message names what was received, what was expected and the fix."""
+
+
+class CostModelError(Exception):
+    """Base class of every user-facing error raised by cost_models."""
+
+
+class ProfileError(CostModelError):
+    """A hardware profile is missing, malformed or fails validation.
+
+    The message names the file, the field (dotted path) and the problem.
+    """
+
+    def __init__(self, problem: str, *, file: str | None = None, field: str | None = None):
+        self.file = file
+        self.field = field
+        self.problem = problem
+        where = []
+        if file:
+            where.append(f"profile {file}")
+        if field:
+            where.append(f"field '{field}'")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {problem}" if prefix else problem)
+
+
+class WorkloadError(CostModelError):
+    """A model could not be turned into a workload (no quantizable op, bad example input, ...)."""
+
+
+class PolicyFormatError(CostModelError):
+    """A policy passed to the cost models is not understood (bad uniform string, unknown layer, ...)."""

@@ -1,0 +1,270 @@
+"""Workload: one row per quantizable op (conv, transposed conv, linear, matmul) of a model.
+
+The MAC and size formulas live in :func:`layer_info`, used both by :func:`extract_workload` (any eager
+float model, through a ``TorchFunctionMode``) and by hwqnn's QAG (which records the same rows from its
+quantized layers), so the two never disagree.
+
+Per-sample numbers: MACs and activation elements are divided by the example input's batch size, so a
+cost model scales them by the batch size it is asked about. Parameter counts do not scale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from .errors import WorkloadError
+
+OP_TYPES = (
+    "conv1d", "conv2d", "conv3d",
+    "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "linear", "matmul",
+)
+
+# Functions intercepted by extract_workload, mapped to their op type.
+_FUNCTIONS: dict[object, str] = {
+    F.conv1d: "conv1d", F.conv2d: "conv2d", F.conv3d: "conv3d",
+    F.conv_transpose1d: "conv_transpose1d", F.conv_transpose2d: "conv_transpose2d",
+    F.conv_transpose3d: "conv_transpose3d",
+    F.linear: "linear",
+    torch.matmul: "matmul", Tensor.matmul: "matmul", Tensor.__matmul__: "matmul",
+    torch.bmm: "matmul", Tensor.bmm: "matmul", torch.mm: "matmul", Tensor.mm: "matmul",
+}
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One quantizable op. Element counts are per sample except ``weight_elems`` of a parameter."""
+
+    name: str
+    op_type: str
+    macs: float
+    weight_elems: float
+    weight_is_param: bool
+    in_elems: float
+    out_elems: float
+    in_shape: tuple[int, ...]
+    weight_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    kernel_size: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
+    groups: int = 1
+    calls: int = 1
+
+    @property
+    def out_channels(self) -> int:
+        if self.op_type.startswith("conv_transpose"):
+            return self.weight_shape[1] * self.groups
+        if self.op_type.startswith("conv") or self.op_type == "linear":
+            return self.weight_shape[0]
+        return self.weight_shape[-1] if self.weight_shape else 1
+
+
+def _as_tuple(value, n: int) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * n
+    return tuple(int(v) for v in value)
+
+
+def layer_info(
+    name: str,
+    op_type: str,
+    x: Tensor,
+    weight: Tensor,
+    out: Tensor,
+    *,
+    batch_size: int,
+    weight_is_param: bool = True,
+    stride=1,
+    groups: int = 1,
+) -> LayerInfo:
+    """Compute the workload row of one op from its real input, weight (or second operand) and output."""
+    if op_type not in OP_TYPES:
+        raise WorkloadError(f"layer '{name}': unknown op type {op_type!r}; expected one of {OP_TYPES}")
+    if batch_size < 1:
+        raise WorkloadError(f"layer '{name}': batch_size must be >= 1, got {batch_size}")
+    kernel: tuple[int, ...] = ()
+    if op_type.startswith("conv_transpose"):
+        kernel = tuple(weight.shape[2:])
+        macs = x.numel() * weight.shape[1] * math.prod(kernel)
+    elif op_type.startswith("conv"):
+        kernel = tuple(weight.shape[2:])
+        macs = out.numel() * weight.shape[1] * math.prod(kernel)
+    elif op_type == "linear":
+        macs = out.numel() * weight.shape[-1]
+    else:  # matmul: out[..., m, n] = sum_k a[..., m, k] b[..., k, n]; 1-D operands broadcast as vectors
+        macs = out.numel() * x.shape[-1]
+    n_spatial = len(kernel)
+    per_sample = float(batch_size)
+    return LayerInfo(
+        name=name,
+        op_type=op_type,
+        macs=macs / per_sample,
+        weight_elems=float(weight.numel()) if weight_is_param else weight.numel() / per_sample,
+        weight_is_param=weight_is_param,
+        in_elems=x.numel() / per_sample,
+        out_elems=out.numel() / per_sample,
+        in_shape=tuple(x.shape),
+        weight_shape=tuple(weight.shape),
+        out_shape=tuple(out.shape),
+        kernel_size=kernel,
+        stride=_as_tuple(stride, n_spatial) if n_spatial else (),
+        groups=int(groups),
+    )
+
+
+def merge_call(previous: LayerInfo, new: LayerInfo) -> LayerInfo:
+    """A layer called again (a shared module): its compute and activations add up, its weights do not."""
+    return replace(
+        previous,
+        macs=previous.macs + new.macs,
+        in_elems=previous.in_elems + new.in_elems,
+        out_elems=previous.out_elems + new.out_elems,
+        weight_elems=previous.weight_elems if previous.weight_is_param
+        else previous.weight_elems + new.weight_elems,
+        calls=previous.calls + 1,
+    )
+
+
+@dataclass
+class Workload:
+    """The ordered rows of a model's quantizable ops, with tensor views for the cost models."""
+
+    layers: list[LayerInfo]
+    _tensors: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = [layer.name for layer in self.layers]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise WorkloadError(f"workload has duplicate layer names: {dup}")
+
+    @classmethod
+    def from_layers(cls, layers: Sequence[LayerInfo]) -> Workload:
+        """Build a workload from rows in execution order, merging repeated calls of one layer."""
+        merged: dict[str, LayerInfo] = {}
+        for layer in layers:
+            merged[layer.name] = merge_call(merged[layer.name], layer) if layer.name in merged else layer
+        return cls(list(merged.values()))
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[LayerInfo]:
+        return iter(self.layers)
+
+    @property
+    def names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(layer) for layer in self.layers])
+
+    def tensors(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float64) -> dict[str, Tensor]:
+        """Per-layer columns as 1-D tensors (cached): macs, weight_elems, weight_is_param, in_elems, out_elems."""
+        key = (str(device), dtype)
+        if key not in self._tensors:
+            cols = ("macs", "weight_elems", "in_elems", "out_elems")
+            out = {c: torch.tensor([getattr(l, c) for l in self.layers], dtype=dtype, device=device) for c in cols}
+            out["weight_is_param"] = torch.tensor(
+                [float(l.weight_is_param) for l in self.layers], dtype=dtype, device=device)
+            self._tensors[key] = out
+        return self._tensors[key]
+
+
+def _batch_size_of(example_input) -> int:
+    first = example_input
+    while isinstance(first, (tuple, list)) and first:
+        first = first[0]
+    if not torch.is_tensor(first) or first.dim() == 0:
+        raise WorkloadError("example_input must be a tensor (or a tuple starting with one) with a batch dimension")
+    return int(first.shape[0])
+
+
+class _Recorder(TorchFunctionMode):
+    """Records every conv/linear/matmul call, named after the innermost module running it."""
+
+    def __init__(self, batch_size: int, module_stack: list[tuple[str, nn.Module]], param_ids: set[int]):
+        super().__init__()
+        self.batch_size = batch_size
+        self.module_stack = module_stack
+        self.param_ids = param_ids
+        self.rows: list[LayerInfo] = []
+        self._counters: dict[tuple[str, str], int] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        op_type = _FUNCTIONS.get(func)
+        if op_type is None or not self.module_stack:
+            return out
+        owner, module = self.module_stack[-1]
+        x = args[0]
+        w = args[1] if len(args) > 1 else kwargs.get("weight", kwargs.get("other", kwargs.get("mat2")))
+        if not (torch.is_tensor(x) and torch.is_tensor(w) and torch.is_tensor(out)):
+            return out
+        name = op_layer_name(owner, module, op_type, self._counters)
+        stride = args[3] if op_type.startswith("conv") and len(args) > 3 else kwargs.get("stride", 1)
+        # conv(input, weight, bias, stride, padding, dilation, groups);
+        # conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation)
+        groups = (args[6] if len(args) > 6 else kwargs.get("groups", 1)) if op_type.startswith("conv") else 1
+        self.rows.append(layer_info(name, op_type, x, w, out, batch_size=self.batch_size,
+                                    weight_is_param=id(w) in self.param_ids, stride=stride, groups=groups))
+        return out
+
+
+#: Module types whose single forward call owns its op (named by the module path alone).
+WEIGHTED_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                    nn.ConvTranspose3d, nn.Linear)
+
+
+def op_layer_name(owner: str, module: nn.Module | None, op_type: str, counters: dict) -> str:
+    """The layer name rule shared with QAG.
+
+    A weighted module (Conv*/Linear) names its op by its module path. A functional op called inside
+    another module's forward is named ``<owner path>.<op type>``, then ``_1``, ``_2``... for later calls
+    of the same op type in that owner (counted over one forward pass).
+    """
+    if isinstance(module, WEIGHTED_MODULES):
+        return owner or op_type
+    key = (owner, op_type)
+    k = counters.get(key, 0)
+    counters[key] = k + 1
+    base = f"{owner}.{op_type}" if owner else op_type
+    return base if k == 0 else f"{base}_{k}"
+
+
+def extract_workload(model: nn.Module, example_input) -> Workload:
+    """Run ``model`` once on ``example_input`` (eval mode, no grad) and record its quantizable ops."""
+    if not isinstance(model, nn.Module):
+        raise WorkloadError(f"extract_workload expects an nn.Module, got {type(model).__name__}")
+    batch_size = _batch_size_of(example_input)
+    stack: list[tuple[str, nn.Module]] = [("", model)]
+    hooks = []
+    for path, module in model.named_modules():
+        if module is model:
+            continue
+        hooks.append(module.register_forward_pre_hook(lambda m, a, p=path: stack.append((p, m)) and None))
+        hooks.append(module.register_forward_hook(lambda m, a, o: stack.pop() and None))
+    param_ids = {id(p) for p in model.parameters()}
+    recorder = _Recorder(batch_size, stack, param_ids)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), recorder:
+            args = example_input if isinstance(example_input, tuple) else (example_input,)
+            model(*args)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if not recorder.rows:
+        raise WorkloadError(f"model {type(model).__name__} has no conv, linear or matmul op to quantize")
+    return Workload.from_layers(recorder.rows)
