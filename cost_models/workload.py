@@ -28,8 +28,8 @@ OP_TYPES = (
     "linear", "matmul",
 )
 
-# Functions intercepted by extract_workload, mapped to their op type.
-_FUNCTIONS: dict[object, str] = {
+#: Functions intercepted by extract_workload (and QAG's float-op check), mapped to their op type.
+QUANTIZABLE_FUNCTIONS: dict[object, str] = {
     F.conv1d: "conv1d", F.conv2d: "conv2d", F.conv3d: "conv3d",
     F.conv_transpose1d: "conv_transpose1d", F.conv_transpose2d: "conv_transpose2d",
     F.conv_transpose3d: "conv_transpose3d",
@@ -172,9 +172,9 @@ class Workload:
         key = (str(device), dtype)
         if key not in self._tensors:
             cols = ("macs", "weight_elems", "in_elems", "out_elems")
-            out = {c: torch.tensor([getattr(l, c) for l in self.layers], dtype=dtype, device=device) for c in cols}
+            out = {c: torch.tensor([getattr(row, c) for row in self.layers], dtype=dtype, device=device) for c in cols}
             out["weight_is_param"] = torch.tensor(
-                [float(l.weight_is_param) for l in self.layers], dtype=dtype, device=device)
+                [float(row.weight_is_param) for row in self.layers], dtype=dtype, device=device)
             self._tensors[key] = out
         return self._tensors[key]
 
@@ -202,7 +202,7 @@ class _Recorder(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        op_type = _FUNCTIONS.get(func)
+        op_type = QUANTIZABLE_FUNCTIONS.get(func)
         if op_type is None or not self.module_stack:
             return out
         owner, module = self.module_stack[-1]

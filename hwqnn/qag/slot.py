@@ -1,0 +1,151 @@
+"""QuantSlot: the point where one tensor (a layer's weight, or its input activation) is quantized.
+
+A slot is in one of three modes:
+
+* ``float``: bypass, returns its input unchanged;
+* ``search``: holds scheme logits ``alpha`` (QSS) and a continuous bitwidth ``b~`` (QPL); the output is
+  the probability-weighted mix of every candidate scheme's quantization at ``b~``, so the layer still
+  runs one conv/matmul on the mixed tensor;
+* ``fixed``: one scheme at one integer bitwidth (a finalized policy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import HwqnnError, SchemeError
+from ..quantizers import COMPUTE_KINDS, MAX_BITS, MIN_BITS, create_scheme, list_schemes
+
+MODES = ("float", "search", "fixed")
+
+
+class SchemeLogits(nn.Module):
+    """Scheme logits ``alpha``; one instance per slot, or one object shared by many slots (model-wide)."""
+
+    def __init__(self, num_schemes: int):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.zeros(num_schemes))
+
+
+class QuantSlot(nn.Module):
+    """Quantizes one tensor; see the module docstring for its modes.
+
+    Args:
+        role: ``"weight"`` or ``"activation"``.
+        channels: per-channel scales along ``channel_axis`` (weights), or None.
+        schemes: candidate scheme names (default: every registered scheme).
+        bits_range: ``(b_min, b_max)`` for the continuous bitwidth in search mode.
+    """
+
+    def __init__(
+        self,
+        role: str,
+        channels: int | None = None,
+        channel_axis: int = 0,
+        schemes: Sequence[str] | None = None,
+        bits_range: tuple[int, int] = (2, 8),
+        init_bits: float | None = None,
+    ):
+        super().__init__()
+        names = list(schemes) if schemes is not None else list_schemes()
+        if not names:
+            raise SchemeError("a QuantSlot needs at least one candidate scheme")
+        b_min, b_max = bits_range
+        if not (MIN_BITS <= b_min <= b_max <= MAX_BITS):
+            raise SchemeError(f"bits_range must satisfy {MIN_BITS} <= b_min <= b_max <= {MAX_BITS}, got {bits_range}")
+        self.role = role
+        self.channels = channels
+        self.scheme_names = names
+        self.bits_range = (int(b_min), int(b_max))
+        self.candidates = nn.ModuleDict(
+            {n: create_scheme(n, role=role, channels=channels, channel_axis=channel_axis) for n in names})
+        self.logits: SchemeLogits = SchemeLogits(len(names))
+        self.bits = nn.Parameter(torch.tensor(float(init_bits if init_bits is not None else b_max)))
+        self.mode = "float"
+        self.temperature = 1.0
+        self.gumbel = False
+        self.fixed_scheme: str | None = None
+        self.fixed_bits: int | None = None
+
+    # --- mode switches -------------------------------------------------------------------------
+    def set_float(self) -> None:
+        self.mode = "float"
+
+    def set_search(self) -> None:
+        self.mode = "search"
+
+    def set_fixed(self, scheme: str, bits: int) -> None:
+        if scheme not in self.candidates:
+            # A policy may name a scheme outside the search candidates; build it on demand.
+            self.candidates[scheme] = create_scheme(scheme, role=self.role, channels=self.channels,
+                                                    channel_axis=self.candidate_axis)
+            self.scheme_names.append(scheme)
+            old = self.logits.alpha.data
+            self.logits = SchemeLogits(len(self.scheme_names))
+            self.logits.alpha.data[: old.numel()] = old
+        self.candidates[scheme].effective_bits(bits)  # validates
+        self.mode, self.fixed_scheme, self.fixed_bits = "fixed", scheme, int(bits)
+
+    @property
+    def candidate_axis(self) -> int:
+        first = next(iter(self.candidates.values()))
+        return first.channel_axis
+
+    def share_logits(self, shared: SchemeLogits) -> None:
+        """Use ``shared`` (model-wide scheme sharing) instead of this slot's own logits."""
+        if shared.alpha.numel() != len(self.scheme_names):
+            raise HwqnnError("shared scheme logits must have one entry per candidate scheme")
+        self.logits = shared
+
+    # --- search-time quantities ----------------------------------------------------------------
+    def continuous_bits(self) -> Tensor:
+        """``b~`` clamped to the search range (a straight clamp keeps the gradient inside the range)."""
+        return self.bits.clamp(*self.bits_range)
+
+    def probabilities(self) -> Tensor:
+        """Scheme probabilities: softmax(alpha / T), or a Gumbel-softmax sample while training with gumbel."""
+        alpha = self.logits.alpha
+        if self.gumbel and self.training:
+            return F.gumbel_softmax(alpha, tau=self.temperature, hard=False)
+        return torch.softmax(alpha / self.temperature, dim=0)
+
+    def cost_candidates(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(probabilities [S], compute-kind index [S], effective bits [S]) for the cost models.
+
+        Bit-independent schemes (binary, ternary) contribute their fixed bits; the others ``b~``.
+        """
+        bits = self.continuous_bits()
+        probs = torch.softmax(self.logits.alpha / self.temperature, dim=0)
+        rounded = int(round(float(bits.detach())))
+        kinds, eff = [], []
+        for scheme in self.candidates.values():
+            facts = scheme.hardware(scheme.effective_bits(rounded))
+            kinds.append(COMPUTE_KINDS.index(facts.compute_kind))
+            eff.append(bits.new_tensor(float(scheme.fixed_bits)) if scheme.fixed_bits is not None else bits)
+        return probs, torch.tensor(kinds, dtype=torch.long), torch.stack(eff)
+
+    def argmax_scheme(self) -> str:
+        return self.scheme_names[int(self.logits.alpha.detach().argmax())]
+
+    # --- forward -------------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        if self.mode == "float":
+            return x
+        if self.mode == "fixed":
+            return self.candidates[self.fixed_scheme](x, self.fixed_bits)
+        probs = self.probabilities()
+        bits = self.continuous_bits()
+        out = None
+        for i, scheme in enumerate(self.candidates.values()):
+            term = probs[i] * scheme(x, bits)
+            out = term if out is None else out + term
+        return out
+
+    def extra_repr(self) -> str:
+        if self.mode == "fixed":
+            return f"role={self.role}, fixed={self.fixed_scheme}@{self.fixed_bits}b"
+        return f"role={self.role}, mode={self.mode}, candidates={len(self.scheme_names)}"
