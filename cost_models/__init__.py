@@ -1,7 +1,13 @@
 """Hardware profiles and differentiable cost models (latency, energy, memory). Never imports hwqnn."""
 
-from .errors import CostModelError, PolicyFormatError, ProfileError, WorkloadError
-from .precision import LayerPrecision, parse_uniform, resolve_precisions
+from .calibrate import CalibrationReport, calibrate
+from .cost_model import CostModel
+from .errors import CalibrationError, CostModelError, PolicyFormatError, ProfileError, WorkloadError
+from .estimate import estimate
+from .precision import COMPUTE_KINDS, LayerPrecision, parse_uniform, resolve_precisions
+from .profile import HardwareProfile
+from .profile_loader import list_profiles, load_profile, profile_aliases
+from .report import CostReport
 from .workload import LayerInfo, Workload, extract_workload, layer_info
 
 __all__ = [
@@ -9,11 +15,22 @@ __all__ = [
     "ProfileError",
     "WorkloadError",
     "PolicyFormatError",
+    "CalibrationError",
     "LayerPrecision",
+    "COMPUTE_KINDS",
     "parse_uniform",
     "resolve_precisions",
     "LayerInfo",
     "Workload",
     "extract_workload",
     "layer_info",
+    "HardwareProfile",
+    "load_profile",
+    "list_profiles",
+    "profile_aliases",
+    "CostModel",
+    "CostReport",
+    "estimate",
+    "calibrate",
+    "CalibrationReport",
 ]

@@ -30,3 +30,7 @@ class WorkloadError(CostModelError):
 
 class PolicyFormatError(CostModelError):
     """A policy passed to the cost models is not understood (bad uniform string, unknown layer, ...)."""
+
+
+class CalibrationError(CostModelError):
+    """Measurements cannot calibrate a profile (no rows for the device, unknown model, bad CSV)."""

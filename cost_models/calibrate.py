@@ -1,0 +1,146 @@
+"""Fit a profile's efficiency, per-layer overhead and bandwidth derating to measured latencies.
+
+For each measured row the model's latency splits into the layers the device runs itself,
+``sum_i max(compute_i / efficiency, memory_i / derating) + n_layers * overhead``, plus whatever runs on
+a fallback device (kept fixed). ``scipy.optimize.least_squares`` fits the three numbers on
+``log(predicted) - log(measured)``, so every row counts by its relative error.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy.optimize import least_squares
+
+from .cost_model import CostModel
+from .errors import CalibrationError, CostModelError
+from .measurements import read_measurements, rows_for
+from .precision import resolve_precisions
+from .profile import HardwareProfile
+from .profile_loader import load_profile
+from .reference_workloads import reference_workload
+
+PARAMS = ("efficiency", "bandwidth_derating", "layer_overhead_s")
+BOUNDS = {"efficiency": (1e-3, 1.0), "bandwidth_derating": (1e-2, 1.0), "layer_overhead_s": (0.0, 1e-2)}
+
+
+@dataclass
+class CalibrationReport:
+    """What the fit did: parameters before/after and per-row predictions (seconds)."""
+
+    device: str
+    fitted: list[str]
+    params_before: dict[str, float]
+    params_after: dict[str, float]
+    rows: pd.DataFrame
+    success: bool
+    message: str
+    out_path: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def mdape_before(self) -> float:
+        return float(self.rows["error_before_pct"].abs().median())
+
+    @property
+    def mdape_after(self) -> float:
+        return float(self.rows["error_after_pct"].abs().median())
+
+    def summary(self) -> str:
+        params = ", ".join(f"{k} {self.params_before[k]:.4g} -> {self.params_after[k]:.4g}" for k in PARAMS)
+        written = f"; wrote {self.out_path}" if self.out_path else ""
+        return (f"calibrated {self.device} on {len(self.rows)} rows (fitted {', '.join(self.fitted)}): {params}; "
+                f"median |error| {self.mdape_before:.1f}% -> {self.mdape_after:.1f}% (in-sample){written}")
+
+
+def _decompose(profile: HardwareProfile, row: pd.Series) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """Per-layer compute and memory seconds at efficiency = derating = 1, device layer count, fixed rest."""
+    try:
+        workload = reference_workload(str(row["model"]), int(row["input_size"]))
+    except CostModelError as exc:
+        raise CalibrationError(f"measurement row {row.name}: {exc}") from None
+    unit = profile.with_params(efficiency=1.0, bandwidth_derating=1.0, layer_overhead_s=0.0)
+    precisions = resolve_precisions(str(row["precision"]), workload.names)
+    layers = CostModel(workload, unit, int(row["batch_size"])).evaluate(precisions).layers
+    own = ~layers["fallback"].to_numpy(bool)
+    fixed = float(layers.loc[~own, "latency_s"].sum())
+    return (layers.loc[own, "compute_s"].to_numpy(float), layers.loc[own, "memory_s"].to_numpy(float),
+            int(own.sum()), fixed)
+
+
+def _predict(parts, params: dict[str, float]) -> np.ndarray:
+    return np.array([
+        np.maximum(compute / params["efficiency"], memory / params["bandwidth_derating"]).sum()
+        + n_layers * params["layer_overhead_s"] + fixed
+        for compute, memory, n_layers, fixed in parts
+    ])
+
+
+def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | os.PathLike | None = None
+              ) -> tuple[HardwareProfile, CalibrationReport]:
+    """Refit efficiency, bandwidth derating and layer overhead of ``profile`` to its measured rows.
+
+    Uses every row of ``measurements_csv`` (path or DataFrame) whose ``device`` is the profile's name.
+    With fewer than 3 rows only efficiency (1 row) or efficiency and overhead (2 rows) are fitted.
+    If ``out_path`` is given, the calibrated profile is written there (its name becomes the file
+    stem) with ``derived:`` notes, and re-read to validate it.
+    """
+    base = load_profile(profile)
+    rows = rows_for(read_measurements(measurements_csv), base.name)
+    if rows.empty:
+        raise CalibrationError(f"no measurement rows for device {base.name!r} in {measurements_csv!s:.200}; "
+                               "add rows with that device name (or an alias of it)")
+    parts = [_decompose(base, row) for _, row in rows.iterrows()]
+    measured = rows["latency_ms"].to_numpy(float) / 1e3
+    before = {k: float(getattr(base, k)) for k in PARAMS}
+    fitted = list(PARAMS[:1] if len(rows) == 1 else ("efficiency", "layer_overhead_s") if len(rows) == 2 else PARAMS)
+
+    def to_params(x: np.ndarray) -> dict[str, float]:
+        params = dict(before)
+        for name, value in zip(fitted, x):
+            params[name] = float(value * 1e-3 if name == "layer_overhead_s" else 10.0 ** value)
+        return params
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        return np.log(_predict(parts, to_params(x))) - np.log(measured)
+
+    def to_x(name: str, value: float) -> float:
+        return value * 1e3 if name == "layer_overhead_s" else float(np.log10(value))
+
+    low = [to_x(n, BOUNDS[n][0]) for n in fitted]
+    high = [to_x(n, BOUNDS[n][1]) for n in fitted]
+    x0 = np.clip([to_x(n, before[n]) for n in fitted], low, high)
+    result = least_squares(residuals, x0, bounds=(low, high), method="trf", diff_step=1e-3)
+    after = to_params(result.x)
+
+    table = rows[["model", "input_size", "batch_size", "precision"]].copy()
+    table["measured_s"] = measured
+    table["before_s"] = _predict(parts, before)
+    table["after_s"] = _predict(parts, after)
+    table["error_before_pct"] = 100 * (table["before_s"] / measured - 1)
+    table["error_after_pct"] = 100 * (table["after_s"] / measured - 1)
+
+    source = measurements_csv if not isinstance(measurements_csv, pd.DataFrame) else "a measurement table"
+    note = (f"calibrate() {datetime.date.today().isoformat()}: least squares on log latency over {len(rows)} "
+            f"measured rows of {Path(str(source)).name} for {base.name}")
+    notes = {k: f"{note}; shipped value {before[k]:.6g}" for k in fitted}
+    name = Path(out_path).stem if out_path is not None else base.name
+    calibrated = base.with_params(**{k: after[k] for k in fitted}, name=name, notes=notes)
+    report = CalibrationReport(device=base.name, fitted=fitted, params_before=before, params_after=after,
+                               rows=table, success=bool(result.success), message=str(result.message))
+    if out_path is not None:
+        out = Path(out_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        raw = calibrated.to_dict()
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        tmp.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        os.replace(tmp, out)
+        calibrated = load_profile(out)
+        report.out_path = str(out)
+    return calibrated, report

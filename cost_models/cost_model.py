@@ -1,0 +1,251 @@
+"""Differentiable per-layer latency, energy and memory of a workload on one hardware profile.
+
+Every cost is the *expected cost under stochastic rounding* of the bitwidths: the four integer corners
+(floor/ceil of w_bits x floor/ceil of a_bits) are costed exactly and blended bilinearly, so the result
+is exact at integers, piecewise-linear in between, and differentiable w.r.t. both bitwidths.
+
+Per corner, a roofline: ``latency = max(compute, memory) + overhead (+ host transfer)`` where
+``compute = MACs * seconds_per_MAC(kind, bits) / efficiency`` and ``memory`` is the slowest memory
+level's ``bytes / (bandwidth * derating)``. Bytes moved (a documented proxy): the weights once per
+batch, the input and the output activations, all at the *execution* precision (a 4-bit weight that
+a GPU computes in INT8 moves as 8 bits). A smooth max (log-sum-exp, temperature 2% of the two terms)
+replaces the hard max when ``smooth=True``; reports use the hard max.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import CostModelError, PolicyFormatError
+from .execution import KIND_INDEX, MAX_BITS
+from .precision import COMPUTE_KINDS, LayerPrecision
+from .profile import HardwareProfile
+from .profile_loader import load_profile
+from .report import CostReport, layer_columns
+from .workload import Workload
+
+SMOOTH_TEMPERATURE = 0.02  # of (compute + memory): the smooth max overshoots the hard max by <= 1.4%
+PEAK_TEMPERATURE = 0.01  # of the largest activation term, for the smooth peak-memory max
+SCALE_BYTES_PER_CHANNEL = 4  # one fp32 scale per output channel of a quantized weight
+FLOAT = KIND_INDEX["float"]
+
+
+_COLUMNS: dict[int, dict] = {}
+
+
+def workload_columns(workload: Workload, dtype: torch.dtype, device: torch.device) -> dict:
+    """The workload's tensor columns plus out_channels, cached per workload object (dropped with it)."""
+    per_workload = _COLUMNS.get(id(workload))
+    if per_workload is None:
+        per_workload = _COLUMNS[id(workload)] = {}
+        weakref.finalize(workload, _COLUMNS.pop, id(workload), None)
+    key = (dtype, str(device))
+    if key not in per_workload:
+        columns = dict(workload.tensors(device=device, dtype=dtype))
+        columns["out_channels"] = torch.tensor([float(layer.out_channels) for layer in workload.layers],
+                                               dtype=dtype, device=device)
+        per_workload[key] = columns
+    return per_workload[key]
+
+
+def smooth_max(a: Tensor, b: Tensor, temperature: float = SMOOTH_TEMPERATURE) -> Tensor:
+    """log-sum-exp max of two non-negative tensors, its temperature relative to their size."""
+    scale = ((a + b).detach() * temperature).clamp_min(1e-30)
+    return scale * torch.logaddexp(a / scale, b / scale)
+
+
+class CostModel:
+    """Costs of ``workload`` on ``profile`` at ``batch_size``, vectorized over layers and candidates."""
+
+    def __init__(self, workload: Workload, profile: HardwareProfile | str, batch_size: int = 1):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise CostModelError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if not isinstance(workload, Workload) or len(workload) == 0:
+            raise CostModelError(f"CostModel needs a non-empty Workload (see extract_workload), got {workload!r}")
+        self.workload = workload
+        self.profile = load_profile(profile)
+        self.batch_size = batch_size
+        self.devices = (self.profile, self.profile.fallback_profile or self.profile)
+        self._cache: dict = {}
+
+    # --- cached tensors ----------------------------------------------------------------------------
+    def _tables(self, dtype: torch.dtype, device: torch.device) -> dict[str, Tensor]:
+        key = ("torch_tables", dtype, str(device))
+        shared = self.profile._cache.setdefault("torch_tables", {})
+        if key not in shared:
+            t = self.profile.execution_tables()
+            shared[key] = {
+                "seconds_per_mac": torch.as_tensor(t.seconds_per_mac.ravel(), dtype=dtype, device=device),
+                "energy_per_mac": torch.as_tensor(t.energy_per_mac.ravel(), dtype=dtype, device=device),
+                "w_bits": torch.as_tensor(t.w_bits.ravel(), dtype=dtype, device=device),
+                "a_bits": torch.as_tensor(t.a_bits.ravel(), dtype=dtype, device=device),
+                "device": torch.as_tensor(t.device.ravel(), dtype=torch.long, device=device),
+            }
+        return shared[key]
+
+    def _constants(self, dtype: torch.dtype, device: torch.device) -> dict:
+        """Workload columns as tensors, and per-device scalars (index 0: this profile, 1: its fallback)."""
+        key = (dtype, str(device))
+        if key not in self._cache:
+            def seconds_per_byte(p: HardwareProfile, level: str) -> float:
+                lv = p.memory.get(level)
+                return 0.0 if lv is None or lv.bandwidth is None else 1.0 / (lv.bandwidth * p.bandwidth_derating)
+
+            def scalars(p: HardwareProfile) -> dict[str, float]:
+                sram = p.memory.get("sram")
+                return {
+                    "inv_efficiency": 1.0 / p.efficiency,
+                    "overhead": p.layer_overhead_s,
+                    "dram_spb": seconds_per_byte(p, "dram"),
+                    "sram_spb": seconds_per_byte(p, "sram"),
+                    "dram_epb": p.memory["dram"].energy_per_byte,
+                    "sram_epb": 0.0 if sram is None else sram.energy_per_byte,
+                    "has_sram": float(sram is not None),
+                    "sram_size": 0.0 if sram is None else (sram.size or 0.0),
+                    "holds_weights": float(sram is not None and sram.holds_weights),
+                    "holds_activations": float(sram is not None and sram.holds_activations),
+                }
+
+            link = self.profile.memory.get("link")
+            consts = dict(workload_columns(self.workload, dtype, device))
+            consts["devices"] = [scalars(p) for p in self.devices]
+            consts["link_spb"] = 0.0 if link is None else 1.0 / (link.bandwidth * self.profile.bandwidth_derating)
+            consts["link_epb"] = 0.0 if link is None else link.energy_per_byte
+            self._cache[key] = consts
+        return self._cache[key]
+
+    # --- the differentiable core ----------------------------------------------------------------------
+    def layer_costs(self, w_kind, w_bits, a_kind, a_bits, *, smooth: bool = True) -> dict[str, Tensor]:
+        """Per-layer costs for kinds (indices into COMPUTE_KINDS) and bits shaped [..., L].
+
+        Returns ``latency_s``, ``energy_j``, ``weight_bytes`` (storage, incl. per-channel scales),
+        ``activation_bytes`` (input + output, the peak-memory term), ``compute_s``, ``memory_s`` and
+        ``fallback`` (fraction run on the fallback device), each shaped like the broadcast inputs.
+        """
+        w_bits, a_bits = torch.as_tensor(w_bits), torch.as_tensor(a_bits)
+        dtype = torch.promote_types(w_bits.dtype, a_bits.dtype)
+        if not dtype.is_floating_point:
+            dtype = torch.float64
+        device = w_bits.device
+        w_kind = torch.as_tensor(w_kind, device=device).long()
+        a_kind = torch.as_tensor(a_kind, device=device).long()
+        n_layers = len(self.workload)
+        try:
+            shape = torch.broadcast_shapes(w_kind.shape, w_bits.shape, a_kind.shape, a_bits.shape, (n_layers,))
+        except RuntimeError:
+            raise CostModelError(
+                f"layer_costs inputs must broadcast to [..., {n_layers}] (one entry per workload layer); got shapes "
+                f"w_kind {tuple(w_kind.shape)}, w_bits {tuple(w_bits.shape)}, a_kind {tuple(a_kind.shape)}, "
+                f"a_bits {tuple(a_bits.shape)}") from None
+        c = self._constants(dtype, device)
+        tables = self._tables(dtype, device)
+        wk, ak = w_kind.expand(shape), a_kind.expand(shape)
+        wb = w_bits.to(dtype).expand(shape).clamp(1, MAX_BITS)
+        ab = a_bits.to(dtype).expand(shape).clamp(1, MAX_BITS)
+
+        # storage terms are linear in the bits: no corners needed
+        batch = float(self.batch_size)
+        is_param = c["weight_is_param"]
+        quantized = (wk != FLOAT).to(dtype)
+        weight_bytes = is_param * (c["weight_elems"] * wb / 8 + SCALE_BYTES_PER_CHANNEL * c["out_channels"] * quantized)
+        activation_bytes = ((c["in_elems"] + c["out_elems"]) * batch * ab
+                            + (1 - is_param) * c["weight_elems"] * batch * wb) / 8
+        total_weight_bytes = weight_bytes.sum(-1, keepdim=True).clamp_min(1.0)
+
+        # the four integer corners, blended bilinearly
+        w_lo = wb.detach().floor().clamp(max=MAX_BITS - 1)
+        a_lo = ab.detach().floor().clamp(max=MAX_BITS - 1)
+        w_t, a_t = wb - w_lo, ab - a_lo
+        w_idx = torch.stack([w_lo, w_lo, w_lo + 1, w_lo + 1]).long() - 1
+        a_idx = torch.stack([a_lo, a_lo + 1, a_lo, a_lo + 1]).long() - 1
+        blend = torch.stack([(1 - w_t) * (1 - a_t), (1 - w_t) * a_t, w_t * (1 - a_t), w_t * a_t])
+        flat = ((wk * len(COMPUTE_KINDS) + ak) * MAX_BITS + w_idx) * MAX_BITS + a_idx
+
+        def gather(name: str) -> Tensor:
+            return tables[name].index_select(0, flat.reshape(-1)).view(flat.shape)
+
+        on_fallback = gather("device").to(dtype)
+        main, fallback = c["devices"]
+        has_fallback = self.devices[1] is not self.devices[0]
+
+        def per_device(name: str):
+            if not has_fallback or main[name] == fallback[name]:
+                return main[name]
+            return main[name] + on_fallback * (fallback[name] - main[name])
+
+        macs = c["macs"] * batch
+        compute_s = macs * gather("seconds_per_mac") * per_device("inv_efficiency")
+        moved_weight_elems = c["weight_elems"] * (is_param + (1 - is_param) * batch)
+        w_moved = moved_weight_elems * gather("w_bits") / 8
+        a_moved = (c["in_elems"] + c["out_elems"]) * batch * gather("a_bits") / 8
+        resident = per_device("holds_weights") * (per_device("sram_size") / total_weight_bytes).clamp(max=1.0) * is_param
+        dram_bytes = w_moved * (1 - resident) + a_moved * (1 - per_device("holds_activations"))
+        sram_bytes = (w_moved + a_moved) * per_device("has_sram")
+        memory_s = torch.maximum(dram_bytes * per_device("dram_spb"), sram_bytes * per_device("sram_spb"))
+        link_bytes = on_fallback * a_moved
+        bound = smooth_max(compute_s, memory_s) if smooth else torch.maximum(compute_s, memory_s)
+        latency = bound + per_device("overhead") + link_bytes * c["link_spb"]
+        energy = (macs * gather("energy_per_mac") + dram_bytes * per_device("dram_epb")
+                  + sram_bytes * per_device("sram_epb") + link_bytes * c["link_epb"])
+        return {
+            "latency_s": (blend * latency).sum(0),
+            "energy_j": (blend * energy).sum(0),
+            "weight_bytes": weight_bytes,
+            "activation_bytes": activation_bytes,
+            "compute_s": (blend * compute_s).sum(0),
+            "memory_s": (blend * memory_s).sum(0),
+            "fallback": (blend * on_fallback).sum(0),
+        }
+
+    @staticmethod
+    def totals(costs: dict[str, Tensor], smooth: bool = False) -> dict[str, Tensor]:
+        """Sums over the layer axis; peak memory = model size + the largest activation term
+        (a log-sum-exp max when ``smooth``)."""
+        act = costs["activation_bytes"]
+        if smooth:
+            scale = (act.detach().amax(-1, keepdim=True) * PEAK_TEMPERATURE).clamp_min(1e-30)
+            largest = (scale * torch.logsumexp(act / scale, dim=-1, keepdim=True)).squeeze(-1)
+        else:
+            largest = act.amax(-1)
+        size = costs["weight_bytes"].sum(-1)
+        return {
+            "latency_s": costs["latency_s"].sum(-1),
+            "energy_j": costs["energy_j"].sum(-1),
+            "size_bytes": size,
+            "peak_memory_bytes": size + largest,
+        }
+
+    # --- hard values for one policy ---------------------------------------------------------------------
+    def evaluate(self, precisions: Sequence[LayerPrecision]) -> CostReport:
+        """Exact costs of one integer policy (one LayerPrecision per workload layer, in order)."""
+        if len(precisions) != len(self.workload):
+            raise PolicyFormatError(f"evaluate needs one LayerPrecision per layer ({len(self.workload)} layers), "
+                                    f"got {len(precisions)}")
+        kinds = np.array([[KIND_INDEX[p.w_kind], KIND_INDEX[p.a_kind]] for p in precisions], dtype=np.int64)
+        bits = np.array([[p.w_bits, p.a_bits] for p in precisions], dtype=np.float64)
+        with torch.no_grad():
+            costs = self.layer_costs(torch.from_numpy(kinds[:, 0]), torch.from_numpy(bits[:, 0]),
+                                     torch.from_numpy(kinds[:, 1]), torch.from_numpy(bits[:, 1]), smooth=False)
+            totals = self.totals(costs)
+        tables = self.profile.execution_tables()
+        cell = (kinds[:, 0], kinds[:, 1], bits[:, 0].astype(np.int64) - 1, bits[:, 1].astype(np.int64) - 1)
+        execution = {
+            "exec_kind": np.asarray(COMPUTE_KINDS)[tables.kind[cell]],
+            "exec_w_bits": tables.w_bits[cell],
+            "exec_a_bits": tables.a_bits[cell],
+            "device": np.asarray([d.name for d in self.devices])[tables.device[cell]],
+            "fallback": tables.device[cell] == 1,
+        }
+        columns = layer_columns(self.workload, precisions, self.batch_size,
+                                {k: v.numpy() for k, v in costs.items()}, execution)
+        return CostReport(
+            target=self.profile.name, batch_size=self.batch_size,
+            latency_s=float(totals["latency_s"]), energy_j=float(totals["energy_j"]),
+            size_bytes=float(totals["size_bytes"]), peak_memory_bytes=float(totals["peak_memory_bytes"]),
+            layer_data=columns,
+        )

@@ -1,0 +1,146 @@
+"""HardwareProfile: the validated, SI-unit view of one ``hardware_profiles/<name>.yaml``.
+
+The loader (:mod:`cost_models.profile_loader`) builds these; cost models read them. Efficiency,
+bandwidth derating and per-layer overhead are the three numbers :func:`cost_models.calibrate` refits,
+so :meth:`HardwareProfile.with_params` swaps them without rebuilding the precision tables.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+PROFILE_TYPES = ("roofline", "bitbrick", "bitserial")
+MEMORY_LEVELS = ("dram", "sram", "link")
+ENERGY_FIELDS = ("int8_mac", "float16_mac", "float32_mac")
+
+
+@dataclass(frozen=True)
+class ComputeKind:
+    """Arithmetic of one compute kind on a device.
+
+    ``peak_ops`` maps bits to operations per second (one MAC = 2 ops). On a roofline device the keys are
+    the native bitwidths; on bitbrick/bitserial devices the single key is the base (brick) precision.
+    ``emulated_as`` (kind, bits) runs this kind on another kind of the same device instead.
+    """
+
+    native_bits: tuple[int, ...] = ()
+    peak_ops: dict[int, float] = field(default_factory=dict)
+    emulated_as: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class MemoryLevel:
+    """One memory level: bandwidth (B/s, None = never a bottleneck), capacity (B), energy per byte (J/B)."""
+
+    name: str
+    bandwidth: float | None
+    size: float | None
+    energy_per_byte: float
+    holds_weights: bool = False
+    holds_activations: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class HardwareProfile:
+    """A device: compute peaks per kind and bits, memory levels, energies, efficiency factors, fallback."""
+
+    name: str
+    description: str
+    type: str
+    file: str
+    compute: dict[str, ComputeKind]
+    memory: dict[str, MemoryLevel]
+    efficiency: float
+    bandwidth_derating: float
+    layer_overhead_s: float
+    energy_per_mac: dict[str, float]
+    brick_bits: int = 1
+    max_bits: int = 32
+    fallback: str | None = None
+    raw: dict = field(default_factory=dict, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    # --- derived views -------------------------------------------------------------------------
+    @property
+    def fallback_profile(self) -> HardwareProfile | None:
+        """The device that runs what this one cannot (loaded on first use, next to this file first)."""
+        if self.fallback is None:
+            return None
+        if "fallback" not in self._cache:
+            from .profile_loader import load_fallback
+
+            self._cache["fallback"] = load_fallback(self.fallback, near=self.file, requested_by=self)
+        return self._cache["fallback"]
+
+    def execution_tables(self):
+        """Per (w_kind, a_kind, w_bits, a_bits): where and how a MAC runs (cached, see execution.py)."""
+        if "tables" not in self._cache:
+            from .execution import build_tables
+
+            self._cache["tables"] = build_tables(self)
+        return self._cache["tables"]
+
+    def native_precisions(self) -> dict[str, tuple[int, ...]]:
+        return {kind: spec.native_bits for kind, spec in self.compute.items() if spec.native_bits}
+
+    # --- calibration -------------------------------------------------------------------------------
+    def with_params(
+        self,
+        *,
+        efficiency: float | None = None,
+        bandwidth_derating: float | None = None,
+        layer_overhead_s: float | None = None,
+        name: str | None = None,
+        notes: dict[str, str] | None = None,
+    ) -> HardwareProfile:
+        """A copy with new efficiency / derating / overhead; precision tables are shared (they do not use them)."""
+        raw = copy.deepcopy(self.raw)
+        notes = notes or {}
+        changes: dict[str, Any] = {}
+        for key, value, raw_value in (
+            ("efficiency", efficiency, None if efficiency is None else round(float(efficiency), 6)),
+            ("bandwidth_derating", bandwidth_derating,
+             None if bandwidth_derating is None else round(float(bandwidth_derating), 6)),
+            ("layer_overhead_s", layer_overhead_s,
+             None if layer_overhead_s is None else f"{layer_overhead_s * 1e6:.6g} us"),
+        ):
+            if value is None:
+                continue
+            changes[key] = float(value)
+            raw_key = "layer_overhead" if key == "layer_overhead_s" else key
+            raw[raw_key] = {"value": raw_value,
+                            "derived": notes.get(key, f"set by HardwareProfile.with_params({key}={value:.6g})")}
+        if name is not None:
+            changes["name"] = name
+            raw["name"] = name
+        shared = {k: v for k, v in self._cache.items() if k in ("tables", "fallback", "torch_tables")}
+        return replace(self, raw=raw, _cache=shared, **changes)
+
+    def to_dict(self) -> dict:
+        """The YAML mapping this profile was read from, with any :meth:`with_params` changes."""
+        return copy.deepcopy(self.raw)
+
+    def summary(self) -> str:
+        """A few readable lines for ``hwqnn profiles show``."""
+        lines = [f"{self.name} ({self.type}): {self.description}", f"  file: {self.file}"]
+        for kind, spec in self.compute.items():
+            if spec.emulated_as:
+                lines.append(f"  {kind}: emulated as {spec.emulated_as[0]}{spec.emulated_as[1]}")
+                continue
+            peaks = ", ".join(f"{bits}-bit {ops / 1e12:.4g} TOPS" for bits, ops in sorted(spec.peak_ops.items()))
+            lines.append(f"  {kind}: native bits {list(spec.native_bits)}; peak {peaks}")
+        for level in self.memory.values():
+            bandwidth = "-" if level.bandwidth is None else f"{level.bandwidth / 1e9:.4g} GB/s"
+            size = "-" if level.size is None else f"{level.size / 2**20:.6g} MiB"
+            lines.append(f"  memory {level.name}: {bandwidth}, {size}, {level.energy_per_byte * 1e12:.4g} pJ/B")
+        lines.append(f"  efficiency {self.efficiency:.3g}, bandwidth derating {self.bandwidth_derating:.3g}, "
+                     f"layer overhead {self.layer_overhead_s * 1e6:.4g} us")
+        if self.fallback:
+            lines.append(f"  fallback device: {self.fallback}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"HardwareProfile(name={self.name!r}, type={self.type!r}, file={Path(self.file).name!r})"

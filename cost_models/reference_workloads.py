@@ -1,0 +1,228 @@
+"""Workloads of well-known ImageNet CNNs, built from small local definitions (no torchvision, no weights).
+
+Models are instantiated on the ``meta`` device, so building even VGG-19 costs no memory and no time:
+only shapes matter to a cost model. Used by the measured validation and the benchmarks. Layer shapes
+follow the torchvision definitions (ResNet v1.5 stride placement; MobileNet v1 from its paper).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .errors import WorkloadError
+from .workload import Workload, extract_workload
+
+
+def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+class _Basic(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin: int, width: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(*_conv_bn(cin, width, 3, stride), nn.Conv2d(width, width, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(width))
+        self.down = (nn.Sequential(nn.Conv2d(cin, width, 1, stride, bias=False), nn.BatchNorm2d(width))
+                     if stride != 1 or cin != width else None)
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + (x if self.down is None else self.down(x)))
+
+
+class _Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int):
+        super().__init__()
+        cout = width * 4
+        self.body = nn.Sequential(*_conv_bn(cin, width, 1), *_conv_bn(width, width, 3, stride),
+                                  nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.down = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                     if stride != 1 or cin != cout else None)
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + (x if self.down is None else self.down(x)))
+
+
+class _ResNet(nn.Module):
+    def __init__(self, block, depths: tuple[int, ...], num_classes: int):
+        super().__init__()
+        self.stem = nn.Sequential(*_conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1))
+        stages, cin = [], 64
+        for i, depth in enumerate(depths):
+            width = 64 * 2**i
+            for j in range(depth):
+                stages.append(block(cin, width, 2 if (j == 0 and i > 0) else 1))
+                cin = width * block.expansion
+        self.stages = nn.Sequential(*stages)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.stages(self.stem(x)), 1), 1))
+
+
+class _MobileNetV1(nn.Module):
+    def __init__(self, num_classes: int):
+        super().__init__()
+        plan = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+        layers, cin = _conv_bn(3, 32, 3, 2), 32
+        for cout, stride in plan:
+            layers += _conv_bn(cin, cin, 3, stride, groups=cin) + _conv_bn(cin, cout, 1)
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(1024, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+class _InvertedResidual(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int):
+        super().__init__()
+        hidden = cin * expand
+        layers = _conv_bn(cin, hidden, 1) if expand != 1 else []
+        layers += _conv_bn(hidden, hidden, 3, stride, groups=hidden)
+        layers += [nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+class _MobileNetV2(nn.Module):
+    def __init__(self, num_classes: int):
+        super().__init__()
+        plan = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                (6, 320, 1, 1)]
+        layers, cin = _conv_bn(3, 32, 3, 2), 32
+        for expand, cout, repeats, stride in plan:
+            for i in range(repeats):
+                layers.append(_InvertedResidual(cin, cout, stride if i == 0 else 1, expand))
+                cin = cout
+        layers += _conv_bn(cin, 1280, 1)
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(1280, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+_VGG_PLANS = {
+    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}
+
+
+def _vgg(depth: int, num_classes: int) -> nn.Module:
+    layers, cin = [], 3
+    for item in _VGG_PLANS[depth]:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += [nn.Conv2d(cin, item, 3, padding=1), nn.ReLU()]
+            cin = item
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(7), nn.Flatten(), nn.Linear(512 * 49, 4096), nn.ReLU(),
+                         nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, num_classes))
+
+
+class _Fire(nn.Module):
+    def __init__(self, cin: int, squeeze: int, expand: int):
+        super().__init__()
+        self.squeeze = nn.Conv2d(cin, squeeze, 1)
+        self.expand1 = nn.Conv2d(squeeze, expand, 1)
+        self.expand3 = nn.Conv2d(squeeze, expand, 3, padding=1)
+
+    def forward(self, x):
+        s = torch.relu(self.squeeze(x))
+        return torch.cat([torch.relu(self.expand1(s)), torch.relu(self.expand3(s))], 1)
+
+
+def _squeezenet(version: str, num_classes: int) -> nn.Module:
+    pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+    if version == "1_0":
+        layers = [nn.Conv2d(3, 96, 7, 2), nn.ReLU(), pool, _Fire(96, 16, 64), _Fire(128, 16, 64),
+                  _Fire(128, 32, 128), pool, _Fire(256, 32, 128), _Fire(256, 48, 192), _Fire(384, 48, 192),
+                  _Fire(384, 64, 256), pool, _Fire(512, 64, 256)]
+    else:
+        layers = [nn.Conv2d(3, 64, 3, 2), nn.ReLU(), pool, _Fire(64, 16, 64), _Fire(128, 16, 64), pool,
+                  _Fire(128, 32, 128), _Fire(256, 32, 128), pool, _Fire(256, 48, 192), _Fire(384, 48, 192),
+                  _Fire(384, 64, 256), _Fire(512, 64, 256)]
+    return nn.Sequential(*layers, nn.Conv2d(512, num_classes, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+class _DenseLayer(nn.Module):
+    def __init__(self, cin: int, growth: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, 4 * growth, 1, bias=False),
+                                  nn.BatchNorm2d(4 * growth), nn.ReLU(), nn.Conv2d(4 * growth, growth, 3, 1, 1, bias=False))
+
+    def forward(self, x):
+        return torch.cat([x, self.body(x)], 1)
+
+
+def _densenet121(num_classes: int) -> nn.Module:
+    layers, cin = [*_conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1)], 64
+    for i, depth in enumerate((6, 12, 24, 16)):
+        for _ in range(depth):
+            layers.append(_DenseLayer(cin, 32))
+            cin += 32
+        if i < 3:
+            layers += [nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, cin // 2, 1, bias=False), nn.AvgPool2d(2)]
+            cin //= 2
+    return nn.Sequential(*layers, nn.BatchNorm2d(cin), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(cin, num_classes))
+
+
+def _alexnet(num_classes: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(),
+        nn.MaxPool2d(3, 2), nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(), nn.Conv2d(384, 256, 3, padding=1),
+        nn.ReLU(), nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2), nn.AdaptiveAvgPool2d(6),
+        nn.Flatten(), nn.Linear(256 * 36, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, num_classes))
+
+
+REFERENCE_MODELS: dict[str, Callable[[int], nn.Module]] = {
+    "resnet18": lambda n: _ResNet(_Basic, (2, 2, 2, 2), n),
+    "resnet34": lambda n: _ResNet(_Basic, (3, 4, 6, 3), n),
+    "resnet50": lambda n: _ResNet(_Bottleneck, (3, 4, 6, 3), n),
+    "resnet101": lambda n: _ResNet(_Bottleneck, (3, 4, 23, 3), n),
+    "resnet152": lambda n: _ResNet(_Bottleneck, (3, 8, 36, 3), n),
+    "mobilenet_v1": _MobileNetV1,
+    "mobilenet_v2": _MobileNetV2,
+    "vgg11": lambda n: _vgg(11, n),
+    "vgg13": lambda n: _vgg(13, n),
+    "vgg16": lambda n: _vgg(16, n),
+    "vgg19": lambda n: _vgg(19, n),
+    "squeezenet1_0": lambda n: _squeezenet("1_0", n),
+    "squeezenet1_1": lambda n: _squeezenet("1_1", n),
+    "densenet121": _densenet121,
+    "alexnet": _alexnet,
+}
+
+
+def list_reference_models() -> list[str]:
+    return sorted(REFERENCE_MODELS)
+
+
+def build_reference_model(name: str, num_classes: int = 1000, device: str | torch.device = "meta") -> nn.Module:
+    """A randomly initialised (or, on ``meta``, shape-only) model of that architecture."""
+    if name not in REFERENCE_MODELS:
+        raise WorkloadError(f"unknown reference model {name!r}; known: {list_reference_models()}")
+    with torch.device(device):
+        return REFERENCE_MODELS[name](num_classes).eval()
+
+
+@functools.lru_cache(maxsize=64)
+def reference_workload(name: str, input_size: int = 224, num_classes: int = 1000) -> Workload:
+    """The workload of ``name`` on one ``3 x input_size x input_size`` image (cached)."""
+    model = build_reference_model(name, num_classes)
+    return extract_workload(model, torch.empty(1, 3, input_size, input_size, device="meta"))

@@ -1,0 +1,63 @@
+"""``hwqnn profiles list|show|validate|calibrate``: inspect, check and calibrate hardware profiles."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cost_models import calibrate, list_profiles, load_profile, profile_aliases
+from cost_models.errors import ProfileError
+from cost_models.measurements import MEASUREMENTS_CSV
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("profiles", help="list, show, validate or calibrate hardware profiles")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub.add_parser("list", help="shipped profiles and aliases").set_defaults(func=run_list)
+    show = sub.add_parser("show", help="one profile's numbers")
+    show.add_argument("profile", help="name, alias or YAML path")
+    show.set_defaults(func=run_show)
+    check = sub.add_parser("validate", help="validate profiles (all shipped ones by default)")
+    check.add_argument("profiles", nargs="*", help="names or YAML paths")
+    check.set_defaults(func=run_validate)
+    fit = sub.add_parser("calibrate", help="fit efficiency, overhead and bandwidth derating to measurements",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    fit.add_argument("profile", help="name, alias or YAML path")
+    fit.add_argument("--measurements", default=str(MEASUREMENTS_CSV), help="CSV of measured latencies")
+    fit.add_argument("--out", default=None, help="write the calibrated profile here (its name becomes the file stem)")
+    fit.set_defaults(func=run_calibrate)
+
+
+def run_list(args) -> int:
+    for name in list_profiles():
+        profile = load_profile(name)
+        print(f"{name:20s} {profile.type:10s} {profile.description}")
+    aliases = profile_aliases()
+    if aliases:
+        print("aliases: " + ", ".join(f"{a} -> {t}" for a, t in sorted(aliases.items())))
+    return 0
+
+
+def run_show(args) -> int:
+    print(load_profile(args.profile).summary())
+    return 0
+
+
+def run_validate(args) -> int:
+    failed = 0
+    for name in args.profiles or list_profiles():
+        try:
+            profile = load_profile(name)
+        except ProfileError as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        print(f"ok: {profile.name} ({profile.file})")
+    return 2 if failed else 0
+
+
+def run_calibrate(args) -> int:
+    _, report = calibrate(args.profile, args.measurements, out_path=args.out)
+    print(report.summary())
+    print(report.rows.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0

@@ -1,0 +1,160 @@
+"""Every shipped profile validates; malformed profiles get their specific error."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cost_models import ProfileError, list_profiles, load_profile, profile_aliases
+from cost_models.precision import COMPUTE_KINDS
+from hardware_profiles import PROFILE_DIR
+
+REQUIRED = {"jetson-nano", "jetson-tx2", "jetson-xavier-nx", "jetson-orin-nano", "jetson-agx-orin", "raspberry-pi-4",
+            "coral-edgetpu", "bitfusion", "bismo", "nvidia-t4", "x86-avx2-vnni"}
+
+
+def test_required_profiles_are_shipped():
+    assert REQUIRED <= set(list_profiles())
+
+
+@pytest.mark.parametrize("name", list_profiles())
+def test_every_shipped_profile_validates(name):
+    profile = load_profile(name)
+    assert profile.name == name
+    tables = profile.execution_tables()
+    assert (tables.seconds_per_mac > 0).all() and (tables.energy_per_mac > 0).all()
+    for kind in COMPUTE_KINDS:  # every kind resolves somewhere at 8 bits
+        tables.lookup(kind, kind, 16 if kind == "float" else 8, 16 if kind == "float" else 8)
+
+
+def _leaves(node, path=""):
+    if isinstance(node, dict) and "value" in node:
+        yield path, node
+    elif isinstance(node, dict):
+        for key, child in node.items():
+            yield from _leaves(child, f"{path}.{key}" if path else str(key))
+
+
+@pytest.mark.parametrize("name", list_profiles())
+def test_every_number_has_a_source_or_derivation(name):
+    data = yaml.safe_load((PROFILE_DIR / f"{name}.yaml").read_text())
+    leaves = list(_leaves(data))
+    assert leaves
+    for path, leaf in leaves:
+        assert leaf.get("source") or leaf.get("derived"), path
+
+
+def test_aliases_resolve():
+    assert profile_aliases()["jetson"] == "jetson-orin-nano"
+    assert load_profile("jetson") is load_profile("jetson-orin-nano")
+    for alias, target in profile_aliases().items():
+        assert load_profile(alias).name == target
+
+
+def test_native_precisions_state_jetson_int8_only_and_t4_int4():
+    assert load_profile("jetson-orin-nano").native_precisions()["int"] == (8,)
+    assert "int" not in load_profile("jetson-nano").native_precisions()
+    assert load_profile("nvidia-t4").native_precisions()["int"] == (4, 8)
+    assert load_profile("coral-edgetpu").fallback == "x86-avx2-vnni"
+
+
+def test_load_by_path_and_unknown_name(tmp_path):
+    path = PROFILE_DIR / "bismo.yaml"
+    assert load_profile(path).name == "bismo"
+    with pytest.raises(ProfileError, match="unknown hardware profile 'no-such-device'.*known profiles"):
+        load_profile("no-such-device")
+    with pytest.raises(ProfileError, match="no such file"):
+        load_profile(tmp_path / "missing.yaml")
+
+
+# --- malformed profiles -------------------------------------------------------------------------
+BASE = yaml.safe_load((PROFILE_DIR / "jetson-nano.yaml").read_text())
+
+
+def _set(data, dotted, value):
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node[int(key) if key.isdigit() and int(key) in node else key]
+    last = keys[-1]
+    last = int(last) if last.isdigit() and int(last) in node else last
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+
+
+_DELETE = object()
+
+MALFORMED = [
+    # (id, change, expected field, expected problem)
+    ("unknown-field", ("colour", "green"), "colour", "unknown field 'colour'"),
+    ("missing-field", ("efficiency", _DELETE), "efficiency", "missing field 'efficiency'"),
+    ("zero-throughput", ("compute.float.peak.16.value", "0 TFLOPS"), "compute.float.peak.16.value", "must be > 0"),
+    ("negative-bandwidth", ("memory.dram.bandwidth.value", "-25.6 GB/s"), "memory.dram.bandwidth.value", "must be > 0"),
+    ("bad-unit", ("memory.dram.bandwidth.value", "25.6 parsecs"), "memory.dram.bandwidth.value", "not a unit of bandwidth"),
+    ("unit-of-other-dimension", ("layer_overhead.value", "20 GB"), "layer_overhead.value", "not a unit of time"),
+    ("wrong-type", ("compute", ["float"]), "compute", "expected a mapping"),
+    ("no-source", ("memory.dram.size", {"value": "4 GiB"}), "memory.dram.size.source", "missing field 'source' or 'derived'"),
+    ("bare-number", ("efficiency", 0.5), "efficiency", "every number needs a source"),
+    ("unknown-type", ("type", "quantum"), "type", "unknown type 'quantum'"),
+    ("name-mismatch", ("name", "other"), "name", "must equal the file name"),
+    ("efficiency-above-one", ("efficiency.value", 1.5), "efficiency.value", "must be <= 1.0"),
+    ("native-bits-not-a-list", ("compute.float.native_bits.value", 16), "compute.float.native_bits.value",
+     "expected a non-empty list of integers"),
+    ("float-native-bits", ("compute.float.native_bits.value", [8, 16]), "compute.float.native_bits.value",
+     "float native bits must be 16 and/or 32"),
+    ("missing-peak", ("compute.float.peak.32", _DELETE), "compute.float.peak.32", "missing peak for 32-bit"),
+    ("unknown-kind", ("compute.quantum", {"native_bits": {"value": [8], "source": "x"}}), "compute.quantum",
+     "unknown field 'quantum'"),
+    ("schema-version", ("schema_version", 2), "schema_version", "unsupported schema version"),
+    ("bad-emulation", ("compute.int", {"emulated_as": {"value": "shift4", "derived": "x"}}), "compute.int.emulated_as.value",
+     "not a native precision"),
+    ("level-without-bandwidth", ("memory.dram.bandwidth", _DELETE), "memory.dram.bandwidth", "missing field 'bandwidth'"),
+]
+
+
+@pytest.mark.parametrize("change, field, problem", [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_malformed_profile_names_file_field_and_problem(tmp_path, change, field, problem):
+    data = copy.deepcopy(BASE)
+    _set(data, *change)
+    path = tmp_path / "jetson-nano.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    err = info.value
+    assert Path(err.file).name == "jetson-nano.yaml"
+    assert err.field == field
+    assert problem in err.problem
+    assert str(path.name) in str(err) and field in str(err)
+
+
+def test_malformed_yaml(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: broken\ncompute: {int: [8\n")
+    with pytest.raises(ProfileError, match="malformed YAML at line") as info:
+        load_profile(path)
+    assert info.value.file == str(path)
+
+
+def test_unknown_fallback_device(tmp_path):
+    data = copy.deepcopy(yaml.safe_load((PROFILE_DIR / "coral-edgetpu.yaml").read_text()))
+    data["fallback"]["value"] = "abacus"
+    path = tmp_path / "coral-edgetpu.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ProfileError, match="fallback device 'abacus' cannot be loaded") as info:
+        load_profile(path)
+    assert info.value.field == "fallback.value"
+
+
+def test_device_that_cannot_run_float_needs_a_fallback(tmp_path):
+    data = copy.deepcopy(yaml.safe_load((PROFILE_DIR / "coral-edgetpu.yaml").read_text()))
+    del data["fallback"]
+    path = tmp_path / "coral-edgetpu.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ProfileError, match=r"the device cannot run int at w1a9 .*declare that kind .* or a .fallback. device") as info:
+        load_profile(path)
+    assert info.value.field == "compute"
