@@ -1,0 +1,30 @@
+"""Model zoo: small, download-free models for the default run, benchmarks and QAG tests.
+
+One file per architecture family; importing this package registers every model::
+
+    from hwqnn.models import create_model, list_models, model_spec
+    model = create_model("tiny_cnn", num_classes=10)
+    spec = model_spec("tiny_cnn")  # spec.input_shape == (1, 8, 8), spec.default_data == "digits"
+"""
+
+# Importing the model modules registers their models.
+from . import branchy_cnn, functional_cnn, mobilenet, resnet, tiny_cnn, vit  # noqa: F401
+from ._registry import (
+    ModelError,
+    ModelSpec,
+    UnknownModelError,
+    create_model,
+    list_models,
+    model_spec,
+    register_model,
+)
+
+__all__ = [
+    "ModelError",
+    "ModelSpec",
+    "UnknownModelError",
+    "create_model",
+    "list_models",
+    "model_spec",
+    "register_model",
+]

@@ -1,0 +1,287 @@
+"""Data loading: embedded digits, CIFAR-10 from .npz or python batches, loaders, augmentation, errors."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+
+from hwqnn.data import (
+    CIFAR10_CLASSES,
+    load_dataset,
+    make_loader,
+    random_crop_flip,
+    split_train_val,
+)
+from hwqnn.errors import DataError
+
+SHARED_CIFAR = Path(__file__).parents[1].parent / "shared/data/cifar10_10k.npz"
+
+
+# --- digits ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", seed=0)
+
+
+def test_digits_shapes_and_types(digits):
+    images, labels = digits.train.tensors
+    assert (digits.name, digits.num_classes, digits.input_shape) == ("digits", 10, (1, 8, 8))
+    assert digits.classes == [str(d) for d in range(10)]
+    assert images.shape == (1437, 1, 8, 8) and images.dtype == torch.float32
+    assert labels.dtype == torch.int64 and digits.test.tensors[0].shape == (360, 1, 8, 8)
+    assert len(digits.mean) == len(digits.std) == 1
+
+
+def test_digits_standardised_with_train_statistics(digits):
+    images = digits.train.tensors[0]
+    assert abs(images.mean().item()) < 1e-5 and abs(images.std(correction=0).item() - 1) < 1e-4
+    raw_train_pixel = images * digits.std[0] + digits.mean[0]
+    assert raw_train_pixel.min() > -1e-5 and raw_train_pixel.max() < 1 + 1e-5  # pixels / 16 in [0, 1]
+
+
+def test_digits_split_is_stratified_and_partitions_the_set(digits):
+    from sklearn.datasets import load_digits
+
+    test_counts = torch.bincount(digits.test.tensors[1], minlength=10)
+    assert test_counts.min() >= 35 and test_counts.max() <= 37  # 20% of ~180 per class
+    # Undo the standardisation: train + test is exactly the 1,797 images of scikit-learn, each once.
+    both = torch.cat([digits.train.tensors[0], digits.test.tensors[0]]).double()
+    raw = torch.round((both * digits.std[0] + digits.mean[0]) * 16).to(torch.int64).flatten(1)
+    reference = torch.from_numpy(load_digits().images.astype(np.int64)).flatten(1)
+    as_sorted_rows = lambda rows: sorted(map(tuple, rows.tolist()))  # noqa: E731
+    assert as_sorted_rows(raw) == as_sorted_rows(reference)
+
+
+def test_digits_deterministic_per_seed(digits):
+    again = load_dataset("digits", seed=0)
+    other = load_dataset("digits", seed=1)
+    assert torch.equal(again.train.tensors[0], digits.train.tensors[0])
+    assert torch.equal(again.test.tensors[1], digits.test.tensors[1])
+    assert not torch.equal(other.test.tensors[1], digits.test.tensors[1])
+
+
+# --- CIFAR-10 -------------------------------------------------------------------------------------
+@pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason=f"shared CIFAR-10 subset not found at {SHARED_CIFAR}")
+def test_cifar10_from_shared_npz():
+    data = load_dataset("cifar10", SHARED_CIFAR)
+    images, labels = data.train.tensors
+    assert (data.name, data.num_classes, data.input_shape) == ("cifar10", 10, (3, 32, 32))
+    assert images.shape == (10000, 3, 32, 32) and images.dtype == torch.float32
+    assert labels.dtype == torch.int64 and len(data.test) == 10000
+    assert data.classes == list(CIFAR10_CLASSES)
+    assert torch.bincount(labels).tolist() == [1000] * 10
+    per_channel = images.std(dim=(0, 2, 3), correction=0)
+    assert torch.allclose(per_channel, torch.ones(3), atol=1e-4)
+    assert 0.4 < data.mean[0] < 0.55 and 0.2 < data.std[0] < 0.3  # CIFAR-10 red channel
+
+
+def _synthetic(n_train: int = 12, n_test: int = 6, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x_train = rng.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8)
+    x_test = rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8)
+    return x_train, np.arange(n_train) % 10, x_test, np.arange(n_test) % 10
+
+
+def _write_npz(path: Path, arrays, **extra) -> Path:
+    x_train, y_train, x_test, y_test = arrays
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, **extra)
+    return path
+
+
+def _write_batches(directory: Path, arrays, names=None) -> Path:
+    x_train, y_train, x_test, y_test = arrays
+    directory.mkdir(parents=True, exist_ok=True)
+    as_rows = lambda x: x.transpose(0, 3, 1, 2).reshape(len(x), -1)  # noqa: E731  (R, G, B planes)
+    half = len(x_train) // 2
+    parts = {"data_batch_1": slice(0, half), "data_batch_2": slice(half, None)}
+    for file_name, part in parts.items():
+        batch = {b"data": as_rows(x_train[part]), b"labels": [int(v) for v in y_train[part]]}
+        (directory / file_name).write_bytes(pickle.dumps(batch))
+    test = {b"data": as_rows(x_test), b"labels": [int(v) for v in y_test]}
+    (directory / "test_batch").write_bytes(pickle.dumps(test))
+    if names:
+        (directory / "batches.meta").write_bytes(pickle.dumps({b"label_names": [n.encode() for n in names]}))
+    return directory
+
+
+def _expected_train(x_train: np.ndarray) -> torch.Tensor:
+    images = torch.from_numpy(x_train).permute(0, 3, 1, 2).double() / 255
+    std, mean = torch.std_mean(images, dim=(0, 2, 3), correction=0, keepdim=True)
+    return ((images - mean) / std).float()
+
+
+def test_cifar10_npz_layout_and_normalisation(tmp_path):
+    arrays = _synthetic()
+    data = load_dataset("cifar10", _write_npz(tmp_path / "mine.npz", arrays, classes=np.array(list("abcdefghij"))))
+    assert data.classes == list("abcdefghij")
+    assert data.train.tensors[0].shape == (12, 3, 32, 32)
+    assert torch.allclose(data.train.tensors[0], _expected_train(arrays[0]), atol=1e-5, rtol=0)
+    assert data.train.tensors[1].tolist() == arrays[1].tolist()
+
+
+def test_cifar10_python_batches_equal_the_npz(tmp_path):
+    arrays = _synthetic()
+    from_npz = load_dataset("cifar10", _write_npz(tmp_path / "c.npz", arrays))
+    from_batches = load_dataset("cifar10", _write_batches(tmp_path / "batches", arrays, names=list("ABCDEFGHIJ")))
+    nested = load_dataset("cifar10", _write_batches(tmp_path / "top" / "cifar-10-batches-py", arrays).parent)
+    for data in (from_batches, nested):
+        for split in ("train", "test"):
+            for mine, reference in zip(getattr(data, split).tensors, getattr(from_npz, split).tensors):
+                assert torch.equal(mine, reference)
+    assert from_batches.classes == list("ABCDEFGHIJ") and nested.classes == list(CIFAR10_CLASSES)
+
+
+def test_cifar10_directory_prefers_cifar10_npz(tmp_path):
+    _write_npz(tmp_path / "a_other.npz", _synthetic(n_train=14))
+    _write_npz(tmp_path / "cifar10_small.npz", _synthetic(n_train=16))
+    np.savez(tmp_path / "0_unrelated.npz", weights=np.zeros(3))
+    assert len(load_dataset("cifar10", tmp_path).train) == 16
+    (tmp_path / "cifar10_small.npz").unlink()
+    assert len(load_dataset("cifar10", str(tmp_path)).train) == 14
+
+
+# --- errors ---------------------------------------------------------------------------------------
+def test_unknown_dataset_lists_known():
+    with pytest.raises(DataError, match=r"'mnist'.*digits, cifar10"):
+        load_dataset("mnist")
+
+
+def test_cifar10_without_data_dir():
+    with pytest.raises(DataError, match="data_dir"):
+        load_dataset("cifar10")
+
+
+def test_cifar10_missing_path(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset("cifar10", tmp_path / "nowhere.npz")
+
+
+def test_cifar10_npz_missing_keys(tmp_path):
+    np.savez(tmp_path / "partial.npz", x_train=np.zeros((2, 32, 32, 3), np.uint8), y_train=np.zeros(2))
+    with pytest.raises(DataError, match=r"lacks key\(s\) \['x_test', 'y_test'\]"):
+        load_dataset("cifar10", tmp_path / "partial.npz")
+
+
+def test_cifar10_npz_bad_shape_or_dtype(tmp_path):
+    x_train, y_train, x_test, y_test = _synthetic()
+    path = _write_npz(tmp_path / "gray.npz", (x_train[..., 0], y_train, x_test, y_test))
+    with pytest.raises(DataError, match="x_train has shape"):
+        load_dataset("cifar10", path)
+    path = _write_npz(tmp_path / "float.npz", (x_train / 255.0, y_train, x_test, y_test))
+    with pytest.raises(DataError, match="x_train has dtype float64; expected uint8"):
+        load_dataset("cifar10", path)
+
+
+def test_cifar10_labels_out_of_range(tmp_path):
+    x_train, y_train, x_test, y_test = _synthetic()
+    path = _write_npz(tmp_path / "labels.npz", (x_train, y_train + 5, x_test, y_test))
+    with pytest.raises(DataError, match=r"train labels span 5\.\.14"):
+        load_dataset("cifar10", path)
+
+
+def test_cifar10_file_that_is_not_npz(tmp_path):
+    (tmp_path / "notes.txt").write_text("not an archive")
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 truncated zip")
+    for name in ("notes.txt", "broken.npz"):
+        with pytest.raises(DataError, match=f"cannot read .*{name}"):
+            load_dataset("cifar10", tmp_path / name)
+
+
+def test_cifar10_empty_directory(tmp_path):
+    with pytest.raises(DataError, match="no CIFAR-10 data"):
+        load_dataset("cifar10", tmp_path)
+
+
+def test_cifar10_corrupt_batch(tmp_path):
+    directory = _write_batches(tmp_path, _synthetic())
+    (directory / "test_batch").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="test_batch"):
+        load_dataset("cifar10", directory)
+
+
+# --- loaders, augmentation, splits ----------------------------------------------------------------
+def _toy_dataset(n: int = 40) -> TensorDataset:
+    images = torch.arange(n * 3 * 8 * 8, dtype=torch.float32).reshape(n, 3, 8, 8)
+    return TensorDataset(images, torch.arange(n) % 4)
+
+
+def _batches(loader):
+    return [[t.clone() for t in batch] for batch in loader]
+
+
+def test_loader_order_and_determinism():
+    dataset = _toy_dataset()
+    test_batches = _batches(make_loader(dataset, 16, train=False))
+    assert torch.equal(torch.cat([y for _, y in test_batches]), dataset.tensors[1])
+    first, second = make_loader(dataset, 16, train=True, seed=3), make_loader(dataset, 16, train=True, seed=3)
+    assert first.num_workers == 0
+    for _ in range(2):  # two epochs
+        for (xa, ya), (xb, yb) in zip(_batches(first), _batches(second)):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    shuffled = torch.cat([y for _, y in _batches(make_loader(dataset, 16, train=True, seed=4))])
+    order = torch.cat([x[:, 0, 0, 0] for x, _ in _batches(make_loader(dataset, 16, train=True, seed=4))])
+    assert not torch.equal(order, dataset.tensors[0][:, 0, 0, 0])
+    assert sorted(shuffled.tolist()) == sorted(dataset.tensors[1].tolist())
+
+
+def test_augmentation_is_a_padded_crop_or_its_mirror():
+    dataset = _toy_dataset(24)
+    (augmented, labels), = _batches(make_loader(dataset, 24, train=False, augment=True, seed=1))
+    assert augmented.shape == dataset.tensors[0].shape and torch.equal(labels, dataset.tensors[1])
+    padded = F.pad(dataset.tensors[0], (4, 4, 4, 4))
+    flips = 0
+    for image, source in zip(augmented, padded):
+        crops = [source[:, top:top + 8, left:left + 8] for top in range(9) for left in range(9)]
+        plain = any(torch.equal(image, crop) for crop in crops)
+        mirrored = any(torch.equal(image, crop.flip(-1)) for crop in crops)
+        assert plain or mirrored
+        flips += mirrored and not plain
+    assert 0 < flips < 24
+
+
+def test_augmentation_deterministic_given_seed():
+    images = torch.randn(32, 3, 32, 32)
+    same = [random_crop_flip(images, torch.Generator().manual_seed(5)) for _ in range(2)]
+    other = random_crop_flip(images, torch.Generator().manual_seed(6))
+    assert torch.equal(same[0], same[1]) and not torch.equal(same[0], other)
+    dataset = TensorDataset(images, torch.zeros(32, dtype=torch.int64))
+    runs = [_batches(make_loader(dataset, 8, train=True, augment=True, seed=2)) for _ in range(2)]
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(*runs))
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5])
+def test_bad_batch_size(bad):
+    with pytest.raises(DataError, match="batch_size"):
+        make_loader(_toy_dataset(), bad, train=True)
+
+
+def test_split_train_val_is_deterministic_stratified_and_complete(digits):
+    train, val = split_train_val(digits.train, val_fraction=0.2, seed=0)
+    again_train, _ = split_train_val(digits.train, val_fraction=0.2, seed=0)
+    other_train, _ = split_train_val(digits.train, val_fraction=0.2, seed=1)
+    assert len(val) == round(0.2 * len(digits.train)) and len(train) + len(val) == len(digits.train)
+    assert torch.equal(train.tensors[0], again_train.tensors[0])
+    assert not torch.equal(train.tensors[1], other_train.tensors[1])
+    val_counts = torch.bincount(val.tensors[1], minlength=10)
+    assert val_counts.max() - val_counts.min() <= 1
+
+
+def test_split_train_val_partitions_examples_with_labels_attached():
+    ids = torch.arange(50)
+    train, val = split_train_val(TensorDataset(ids, ids % 5), val_fraction=0.3, seed=0)
+    assert sorted(torch.cat([train.tensors[0], val.tensors[0]]).tolist()) == list(range(50))
+    for part in (train, val):
+        assert torch.equal(part.tensors[1], part.tensors[0] % 5)
+    assert torch.bincount(val.tensors[1]).tolist() == [3] * 5
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 0.001])
+def test_split_train_val_rejects_bad_fraction(fraction):
+    with pytest.raises(DataError, match="val_fraction"):
+        split_train_val(_toy_dataset(40), val_fraction=fraction)
