@@ -17,6 +17,7 @@ from .errors import (
 from .policy import LayerPolicy, Policy
 from .qag import QuantizedModel, QuantSlot, apply_policy, convert
 from .quantizers import Scheme, create_scheme, get_scheme, list_schemes, register_scheme
+from .searching import SearchConfig, SearchResult, search
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,9 @@ __all__ = [
     "__version__",
     "convert",
     "apply_policy",
+    "search",
+    "SearchConfig",
+    "SearchResult",
     "QuantizedModel",
     "QuantSlot",
     "Policy",

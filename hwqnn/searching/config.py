@@ -1,0 +1,69 @@
+"""SearchConfig: every knob of one search run, as a plain dataclass (validated, serialisable)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from ..errors import HwqnnError
+
+METHODS = ("search", "uniform")
+
+
+@dataclass
+class SearchConfig:
+    target: str = "jetson"
+    budgets: list[str] | None = None  # None -> DEFAULT_BUDGETS
+    method: str = "search"  # or "uniform": the fixed-policy baseline
+    uniform_bits: tuple[int, int] = (4, 4)
+    uniform_scheme: str = "uniform"
+    schemes: list[str] | None = None  # None -> every registered scheme
+    scheme_sharing: str = "layer"
+    bits_range: tuple[int, int] = (2, 8)
+    pretrain_epochs: int = 15
+    search_epochs: int = 8
+    finetune_epochs: int = 8
+    batch_size: int = 64
+    lr: float = 2e-3
+    finetune_lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_logits: float = 0.05
+    lr_bits: float = 0.05
+    t_start: float = 2.0
+    t_end: float = 0.2
+    gumbel: bool = False
+    single_path: bool = False  # sample one scheme per slot and step instead of mixing all (cheaper)
+    rho: float = 1.0
+    dual_lr: float = 0.05
+    sensitivity_weight: float = 4.0
+    cost_batch_size: int = 1
+    augment: bool = False
+    seed: int = 0
+    device: str = "auto"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise HwqnnError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.scheme_sharing not in ("layer", "model"):
+            raise HwqnnError(f"scheme_sharing must be 'layer' or 'model', got {self.scheme_sharing!r}")
+        lo, hi = self.bits_range
+        if not 1 <= lo <= hi <= 16:
+            raise HwqnnError(f"bits_range must satisfy 1 <= min <= max <= 16, got {self.bits_range}")
+        for name in ("pretrain_epochs", "search_epochs", "finetune_epochs"):
+            if getattr(self, name) < 0:
+                raise HwqnnError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.batch_size < 1:
+            raise HwqnnError(f"batch_size must be >= 1, got {self.batch_size}")
+        self.bits_range = tuple(self.bits_range)
+        self.uniform_bits = tuple(self.uniform_bits)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["bits_range"] = list(self.bits_range)
+        data["uniform_bits"] = list(self.uniform_bits)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SearchConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,270 @@
+"""Finalize: integer bitwidths (and, only if needed, schemes) by an exact MILP under every budget.
+
+Per layer the MILP picks one (weight scheme, weight bits, activation scheme, activation bits) option.
+Objective: stay close to what the search learned — squared distance to the learned ``b~`` plus a
+sensitivity term (relative quantization MSE of the layer's real weight / activation at that option) —
+and keep the argmax schemes (switching scheme costs ``switch_penalty``, so it happens only when the
+argmax schemes cannot meet a budget). Constraints: every budget, on the cost model's hard (non-smooth)
+per-layer costs: latency, energy and size add over layers; peak memory is
+``size + max_l activation_bytes_l``, linearised with one auxiliary variable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from ..errors import BudgetInfeasibleError
+from ..policy import LayerPolicy, Policy
+from ..quantizers import COMPUTE_KINDS
+from .budgets import METRICS, format_cost
+
+log = logging.getLogger(__name__)
+ADDITIVE = ("latency_s", "energy_j", "size_bytes")
+
+
+@dataclass(frozen=True)
+class Option:
+    scheme: str
+    bits: int
+
+
+@dataclass
+class LayerOptions:
+    """One layer's candidate options per side, with their MILP objective terms."""
+
+    name: str
+    weight: list[Option]
+    act: list[Option]
+    weight_objective: np.ndarray
+    act_objective: np.ndarray
+
+
+def _kind(slot, scheme: str, bits: int) -> int:
+    module = slot.candidates[scheme]
+    return COMPUTE_KINDS.index(module.hardware(module.effective_bits(bits)).compute_kind)
+
+
+def option_costs(cost_model, ops, layers: Sequence[LayerOptions]) -> list[dict[str, np.ndarray]]:
+    """Hard per-layer cost tables: for layer l, arrays shaped [len(weight options), len(act options)]."""
+    n_w = max(len(lo.weight) for lo in layers)
+    n_a = max(len(lo.act) for lo in layers)
+    L = len(layers)
+    kw = torch.zeros(n_w, L, dtype=torch.long)
+    bw = torch.full((n_w, L), 8.0, dtype=torch.float64)
+    ka = torch.zeros(n_a, L, dtype=torch.long)
+    ba = torch.full((n_a, L), 8.0, dtype=torch.float64)
+    for l_idx, (lo, op) in enumerate(zip(layers, ops)):
+        for i, o in enumerate(lo.weight):
+            kw[i, l_idx] = _kind(op.weight_slot, o.scheme, o.bits)
+            bw[i, l_idx] = float(op.weight_slot.candidates[o.scheme].effective_bits(o.bits))
+        for j, o in enumerate(lo.act):
+            ka[j, l_idx] = _kind(op.act_slot, o.scheme, o.bits)
+            ba[j, l_idx] = float(op.act_slot.candidates[o.scheme].effective_bits(o.bits))
+    with torch.no_grad():
+        costs = cost_model.layer_costs(kw[:, None, :], bw[:, None, :], ka[None, :, :], ba[None, :, :], smooth=False)
+    keys = ("latency_s", "energy_j", "weight_bytes", "activation_bytes")
+    tables = []
+    for l_idx, lo in enumerate(layers):
+        tables.append({k: costs[k][: len(lo.weight), : len(lo.act), l_idx].numpy().astype(np.float64)
+                       for k in keys})
+    return tables
+
+
+def solve(layers: Sequence[LayerOptions], tables: Sequence[Mapping[str, np.ndarray]],
+          bounds: Mapping[str, float], objective_only: str | None = None, time_limit: float = 60.0):
+    """Solve the MILP; returns (chosen (i, j) per layer, totals) or None if infeasible.
+
+    With ``objective_only`` set to a cost key, minimise that cost instead (used to report the
+    smallest achievable value of each budget).
+    """
+    sizes = [len(lo.weight) * len(lo.act) for lo in layers]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    n_x = int(offsets[-1])
+    n_vars = n_x + 1  # + M, the peak activation bytes
+    per_key = {"latency_s": "latency_s", "energy_j": "energy_j", "size_bytes": "weight_bytes"}
+    flat = {k: np.concatenate([t[v].reshape(-1) for t in tables]) for k, v in per_key.items()}
+    act = [t["activation_bytes"].reshape(-1) for t in tables]
+
+    c = np.zeros(n_vars)
+    if objective_only is None:
+        c[:n_x] = np.concatenate([(lo.weight_objective[:, None] + lo.act_objective[None, :]).reshape(-1)
+                                  for lo in layers])
+    elif objective_only == "peak_memory_bytes":
+        c[:n_x] = flat["size_bytes"]
+        c[n_x] = 1.0
+    else:
+        c[:n_x] = flat[objective_only]
+    scale = np.abs(c).max() or 1.0
+    c = c / scale
+
+    rows, lower, upper = [], [], []
+    # one option per layer
+    pick = sp.lil_matrix((len(layers), n_vars))
+    for l_idx in range(len(layers)):
+        pick[l_idx, offsets[l_idx]:offsets[l_idx + 1]] = 1.0
+    rows.append(pick.tocsr())
+    lower += [1.0] * len(layers)
+    upper += [1.0] * len(layers)
+    # M >= activation bytes of the chosen option of every layer
+    mem = sp.lil_matrix((len(layers), n_vars))
+    m_scale = max(float(np.max(np.concatenate(act))), 1.0)
+    for l_idx in range(len(layers)):
+        mem[l_idx, offsets[l_idx]:offsets[l_idx + 1]] = act[l_idx] / m_scale
+        mem[l_idx, n_x] = -1.0 / m_scale
+    rows.append(mem.tocsr())
+    lower += [-np.inf] * len(layers)
+    upper += [0.0] * len(layers)
+    # budgets, each row divided by its bound
+    for key, bound in bounds.items():
+        row = np.zeros(n_vars)
+        if key in flat:
+            row[:n_x] = flat[key] / bound
+        elif key == "peak_memory_bytes":
+            row[:n_x] = flat["size_bytes"] / bound
+            row[n_x] = 1.0 / bound
+        else:
+            raise KeyError(key)
+        rows.append(sp.csr_matrix(row))
+        lower.append(-np.inf)
+        upper.append(1.0)
+    A = sp.vstack(rows).tocsr()
+    integrality = np.ones(n_vars)
+    integrality[n_x] = 0
+    var_bounds = Bounds(np.zeros(n_vars), np.concatenate([np.ones(n_x), [np.inf]]))
+    result = milp(c, constraints=LinearConstraint(A, lower, upper), integrality=integrality, bounds=var_bounds,
+                  options={"time_limit": time_limit, "disp": False})
+    if result.x is None:
+        return None
+    x = result.x
+    choice = []
+    for l_idx, lo in enumerate(layers):
+        k = int(np.argmax(x[offsets[l_idx]:offsets[l_idx + 1]]))
+        choice.append(divmod(k, len(lo.act)))
+    return choice, totals_of(choice, tables)
+
+
+def totals_of(choice, tables) -> dict[str, float]:
+    lat = sum(t["latency_s"][i, j] for (i, j), t in zip(choice, tables))
+    energy = sum(t["energy_j"][i, j] for (i, j), t in zip(choice, tables))
+    size = sum(t["weight_bytes"][i, j] for (i, j), t in zip(choice, tables))
+    peak_act = max(t["activation_bytes"][i, j] for (i, j), t in zip(choice, tables))
+    return {"latency_s": float(lat), "energy_j": float(energy), "size_bytes": float(size),
+            "peak_memory_bytes": float(size + peak_act)}
+
+
+def smallest_achievable(layers, tables, keys) -> dict[str, float]:
+    out = {}
+    for key in keys:
+        solved = solve(layers, tables, {}, objective_only=key)
+        out[key] = solved[1][key] if solved else float("nan")
+    return out
+
+
+def infeasible_message(target: str, bounds: Mapping[str, float], minima: Mapping[str, float], what: str) -> str:
+    names = {v: k for k, v in METRICS.items()}
+    parts = [f"{names[k]} budget {format_cost(k, b)} (smallest achievable {format_cost(k, minima[k])})"
+             for k, b in bounds.items()]
+    return (f"no {what} policy meets every budget on target '{target}': " + "; ".join(parts)
+            + ". Loosen the budgets (e.g. --budget latency=1.2x) or widen --bits-range.")
+
+
+def to_policy(layers: Sequence[LayerOptions], choice) -> Policy:
+    entries = {}
+    for lo, (i, j) in zip(layers, choice):
+        w, a = lo.weight[i], lo.act[j]
+        entries[lo.name] = LayerPolicy(w.scheme, int(w.bits), a.scheme, int(a.bits))
+    return Policy(entries)
+
+
+@torch.no_grad()
+def capture_slot_inputs(qmodel, batch: torch.Tensor) -> dict[int, torch.Tensor]:
+    """One float-bypass forward that records the tensor entering every slot (keyed by id(slot))."""
+    captured: dict[int, torch.Tensor] = {}
+    hooks = []
+    modes = []
+    for _, _, slot in qmodel.slots():
+        modes.append((slot, slot.mode))
+        slot.mode = "float"
+        hooks.append(slot.register_forward_pre_hook(
+            lambda m, args: (captured.setdefault(id(m), args[0].detach()), None)[1]))
+    was_training = qmodel.training
+    qmodel.eval()
+    try:
+        qmodel(batch)
+    finally:
+        for h in hooks:
+            h.remove()
+        for slot, mode in modes:
+            slot.mode = mode
+        qmodel.train(was_training)
+    return captured
+
+
+@torch.no_grad()
+def _relative_error(slot, scheme: str, bits: int, x: torch.Tensor | None) -> float:
+    if x is None:
+        return 0.0
+    module = slot.candidates[scheme]
+    was_training = module.training
+    module.eval()
+    try:
+        q = module(x, bits)
+    finally:
+        module.train(was_training)
+    denom = float((x.double() ** 2).mean()) or 1.0
+    err = float(((q.double() - x.double()) ** 2).mean()) / denom
+    return err if np.isfinite(err) else 1e3
+
+
+def build_options(space, captured: Mapping[int, torch.Tensor], all_schemes: bool,
+                  sensitivity_weight: float = 4.0, switch_penalty: float = 1e3) -> list[LayerOptions]:
+    """Candidate options and objective terms per layer (argmax schemes only, or every scheme)."""
+    out = []
+    for op in space.ops:
+        sides = []
+        for slot in op.slots:
+            learned = float(slot.continuous_bits().detach())
+            best = slot.argmax_scheme()
+            b_min, b_max = slot.bits_range
+            options, objective = [], []
+            for scheme in (slot.scheme_names if all_schemes else [best]):
+                module = slot.candidates[scheme]
+                bit_choices = [module.fixed_bits] if module.fixed_bits is not None else range(b_min, b_max + 1)
+                for bits in bit_choices:
+                    options.append(Option(scheme, int(bits)))
+                    cost = (bits - learned) ** 2
+                    cost += sensitivity_weight * _relative_error(slot, scheme, int(bits), captured.get(id(slot)))
+                    cost += 0.0 if scheme == best else switch_penalty
+                    objective.append(cost)
+            sides.append((options, np.asarray(objective)))
+        out.append(LayerOptions(op.layer_name, sides[0][0], sides[1][0], sides[0][1], sides[1][1]))
+    return out
+
+
+def finalize_policy(space, bounds: Mapping[str, float], target: str, captured: Mapping[int, torch.Tensor],
+                    sensitivity_weight: float = 4.0) -> tuple[Policy, dict[str, float], dict]:
+    """Argmax schemes + MILP bits; widens to every scheme only if the argmax schemes cannot fit.
+
+    Returns (policy, MILP totals, info). Raises BudgetInfeasibleError with the smallest achievable
+    value of each budgeted cost when no option fits.
+    """
+    info = {"schemes_widened": False}
+    for all_schemes in (False, True):
+        layers = build_options(space, captured, all_schemes, sensitivity_weight)
+        tables = option_costs(space.cost_model, space.ops, layers)
+        solved = solve(layers, tables, bounds)
+        if solved is not None:
+            choice, totals = solved
+            info["schemes_widened"] = all_schemes
+            if all_schemes:
+                log.warning("the argmax schemes cannot meet the budgets; the MILP switched some schemes")
+            return to_policy(layers, choice), totals, info
+    minima = smallest_achievable(layers, tables, list(bounds))
+    raise BudgetInfeasibleError(infeasible_message(target, bounds, minima, "integer"))

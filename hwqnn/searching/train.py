@@ -1,0 +1,58 @@
+"""Training and evaluation steps shared by pretraining, the search and fine-tuning."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, device: torch.device) -> dict[str, float]:
+    """Top-1 accuracy (%) and mean cross-entropy over a loader, in eval mode."""
+    was_training = model.training
+    model.eval()
+    correct, total, loss_sum = 0, 0, 0.0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+        total += int(y.numel())
+    model.train(was_training)
+    return {"accuracy": 100.0 * correct / max(total, 1), "loss": loss_sum / max(total, 1)}
+
+
+def train_epoch(
+    model: nn.Module,
+    loader,
+    optimizers: list[torch.optim.Optimizer],
+    device: torch.device,
+    *,
+    extra_loss: Callable[[], torch.Tensor] | None = None,
+    after_step: Callable[[], None] | None = None,
+    desc: str = "train",
+) -> dict[str, float]:
+    """One epoch of ``cross_entropy + extra_loss()``; every optimizer steps on every batch."""
+    model.train()
+    correct, total, loss_sum = 0, 0, 0.0
+    for x, y in tqdm(loader, desc=desc, leave=False, mininterval=1.0):
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        if extra_loss is not None:
+            loss = loss + extra_loss().to(loss.dtype)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in optimizers:
+            opt.step()
+        if after_step is not None:
+            after_step()
+        loss_sum += float(loss.detach()) * int(y.numel())
+        correct += int((logits.detach().argmax(1) == y).sum())
+        total += int(y.numel())
+    return {"loss": loss_sum / max(total, 1), "train_accuracy": 100.0 * correct / max(total, 1)}

@@ -1,0 +1,87 @@
+"""End-to-end search behaviour: budgets hold, targets matter, infeasible budgets fail clearly, resume."""
+
+import pytest
+import torch
+import yaml
+
+import cost_models
+import hwqnn
+from hwqnn.errors import BudgetInfeasibleError, RunDirError
+from hwqnn.run_dir import load_run
+
+FAST = dict(pretrain_epochs=0, search_epochs=2, finetune_epochs=1, batch_size=128, seed=0)
+
+CASES = [
+    ("jetson-orin-nano", None),  # the defaults: size=0.5x latency=1.0x
+    ("bitfusion", ["latency=0.9x"]),
+    ("bitfusion", ["energy=0.6x", "size=0.4x"]),
+    ("raspberry-pi-4", ["memory=0.7x", "size=0.5x"]),
+    ("nvidia-t4", ["energy=0.8x", "size=0.5x"]),
+    ("coral-edgetpu", None),
+]
+
+
+@pytest.mark.parametrize("target, budgets", CASES)
+def test_every_finalized_policy_meets_every_budget(tiny_cnn, digits, target, budgets):
+    result = hwqnn.search(tiny_cnn, digits.train, digits.test, target=target, budgets=budgets, **FAST)
+    m = result.metrics
+    assert m["within_budget"] and all(m["within_budget"].values()), m["within_budget"]
+    # Re-estimate independently from the float model and the saved policy.
+    example = digits.train[0][0][None]
+    policy = hwqnn.Policy.from_dict(yaml.safe_load(result.policy.to_yaml()))
+    report = cost_models.estimate(tiny_cnn, example, target, policy=policy)
+    for key, budget in m["budgets"].items():
+        assert getattr(report, key) <= budget["bound"] * (1 + 1e-9), (key, getattr(report, key), budget)
+
+
+def test_infeasible_budget_fails_before_training_with_smallest_achievable(tiny_cnn, digits):
+    with pytest.raises(BudgetInfeasibleError, match="smallest achievable") as info:
+        hwqnn.search(tiny_cnn, digits.train, digits.test, target="bitfusion", budgets=["size=0.01x"], **FAST)
+    assert "size budget" in str(info.value)
+
+
+def test_run_directory_is_complete_and_reloads(tiny_cnn, digits, tmp_path):
+    run = tmp_path / "run"
+    result = hwqnn.search(tiny_cnn, digits.train, digits.test, target="bitfusion", budgets=["latency=0.9x"],
+                          run_dir=run, meta={"model": "tiny_cnn", "num_classes": 10}, **FAST)
+    for name in ("policy.yaml", "metrics.json", "model.pt", "history.csv", "summary.png"):
+        assert (run / name).is_file(), name
+    assert not (run / "checkpoint.pt").exists()
+    loaded = load_run(run)
+    assert loaded.policy.expand(loaded.model.layer_names).layers == result.policy.layers
+    x = torch.stack([digits.test[i][0] for i in range(64)])
+    result.model.eval()
+    torch.testing.assert_close(loaded.model(x), result.model(x))
+
+
+def test_resume_after_interrupt_gives_the_same_policy(tiny_cnn, digits, tmp_path):
+    import copy
+
+    kwargs = dict(target="bitfusion", budgets=["latency=0.9x", "size=0.5x"], **FAST)
+    reference = hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, **kwargs)
+
+    def interrupt(phase, step):
+        if phase == "search" and step == 14:  # mid-way through the second search epoch
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, run_dir=run, on_step=interrupt,
+                     meta={"model": "tiny_cnn"}, **kwargs)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert state["phase"] == "search" and state["epoch"] == 1
+    resumed = hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, run_dir=run, resume=True, **kwargs)
+    assert resumed.policy.layers == reference.policy.layers
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tiny_cnn, digits, tmp_path):
+    with pytest.raises(RunDirError, match="cannot resume"):
+        hwqnn.search(tiny_cnn, digits.train, digits.test, run_dir=tmp_path, resume=True, **FAST)
+
+
+def test_uniform_baseline(tiny_cnn, digits):
+    result = hwqnn.search(tiny_cnn, digits.train, digits.test, target="jetson", method="uniform",
+                          uniform_bits=(4, 8), budgets=[], **FAST)
+    layers = result.policy.layers.values()
+    assert {(lp.w_scheme, lp.w_bits, lp.a_bits) for lp in layers} == {("uniform", 4, 8)}
+    assert result.metrics["quantized_accuracy"] > 80.0
