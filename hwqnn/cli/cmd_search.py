@@ -35,6 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     p.add_argument("--out", default=None, help="run directory (default: runs/<model>-<target>-<time>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
     p.set_defaults(func=run)
@@ -54,7 +55,7 @@ def run(args) -> int:
     from ..models import create_model, model_spec
     from ..searching import SearchConfig
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     if args.resume:
         return _resume(args)
     data = load_dataset(args.data, args.data_dir, seed=args.seed)

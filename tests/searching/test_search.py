@@ -85,3 +85,41 @@ def test_uniform_baseline(tiny_cnn, digits):
     layers = result.policy.layers.values()
     assert {(lp.w_scheme, lp.w_bits, lp.a_bits) for lp in layers} == {("uniform", 4, 8)}
     assert result.metrics["quantized_accuracy"] > 80.0
+
+
+def test_targets_matter(tiny_cnn, digits):
+    """Same model, same budgets, two devices: different per-layer policies; and what low bits buy differs."""
+    import copy
+
+    budgets = ["size=0.5x", "latency=1.0x"]
+    on_bitfusion = hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, target="bitfusion",
+                                budgets=budgets, **FAST)
+    on_jetson = hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, target="jetson-orin-nano",
+                             budgets=budgets, **FAST)
+    assert on_bitfusion.policy.layers != on_jetson.policy.layers
+    # On BitFusion low bits buy latency: a 10% latency cut is reachable ...
+    fast = hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, target="bitfusion",
+                        budgets=["latency=0.9x"], **FAST)
+    assert fast.metrics["costs"]["latency_s"] <= 0.9 * fast.metrics["reference_w8a8"]["latency_s"] * (1 + 1e-9)
+    # ... on a Jetson GPU they buy only memory: the same cut is infeasible, and the error says the
+    # smallest achievable latency is the w8a8 one.
+    with pytest.raises(BudgetInfeasibleError, match="smallest achievable") as info:
+        hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, target="jetson-orin-nano",
+                     budgets=["latency=0.9x"], **FAST)
+    w8a8 = on_jetson.metrics["reference_w8a8"]
+    assert f"{w8a8['latency_s'] * 1e3:.4g} ms" in str(info.value)
+    assert on_jetson.metrics["costs"]["size_bytes"] <= 0.5 * w8a8["size_bytes"]
+
+
+def test_default_budgets_are_feasible_on_every_profile(tiny_cnn, digits):
+    from hwqnn.searching import SearchConfig
+    from hwqnn.searching.study import Study
+
+    for target in cost_models.list_profiles():
+        Study(copy_of(tiny_cnn), digits.train, digits.test, SearchConfig(target=target))  # raises if infeasible
+
+
+def copy_of(model):
+    import copy
+
+    return copy.deepcopy(model)
