@@ -61,8 +61,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default="runs/cifar10_bench")
     p.add_argument("--out", default="reports/cifar10_searched_vs_uniform.md")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data = load_dataset("cifar10", args.data, seed=args.seed)
     work = Path(args.work)
     float_model, float_acc, pre_s = pretrain(data, args.pretrain_epochs, work / "float_resnet20.pt", args.seed)

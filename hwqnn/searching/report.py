@@ -31,14 +31,17 @@ def write_summary_png(path: Path, history: list[dict], policy: Policy, layer_nam
             ax.plot(group.index, group["val_accuracy"], marker="o", ms=3, label=f"{phase} val acc")
         ax.set_xlabel("epoch (all phases)")
         ax.set_ylabel("validation accuracy (%)")
-        ax.legend(fontsize=8)
+        handles, labels = ax.get_legend_handles_labels()
         if "mean_w_bits" in frame:
             twin = ax.twinx()
             search = frame[frame["phase"] == "search"]
-            twin.plot(search.index, search["mean_w_bits"], "k--", lw=1, label="mean weight bits")
-            twin.plot(search.index, search["mean_a_bits"], "k:", lw=1, label="mean activation bits")
-            twin.set_ylabel("mean bits (search)")
-            twin.legend(fontsize=8, loc="lower right")
+            twin.plot(search.index, search["mean_w_bits"], "k--", lw=1, label="mean learned weight bits")
+            twin.plot(search.index, search["mean_a_bits"], "k:", lw=1, label="mean learned activation bits")
+            twin.set_ylabel("mean learned bits b~ (search)")
+            twin.set_ylim(0, 9)
+            more_handles, more_labels = twin.get_legend_handles_labels()
+            handles, labels = handles + more_handles, labels + more_labels
+        ax.legend(handles, labels, fontsize=7, loc="lower left")
     ax.set_title("training curves")
 
     rows = policy.summary_rows(layer_names)
@@ -50,8 +53,9 @@ def write_summary_png(path: Path, history: list[dict], policy: Policy, layer_nam
     ax.bar([i + 0.2 for i in x], a, width=0.4, label="activation bits")
     ax.set_xticks(list(x), [r["layer"] for r in rows], rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("bits")
+    ax.set_ylim(0, max(w + a) + 2.5)
     ax.set_title("bits per layer")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", ncols=2)
 
     ax = axes[2]
     schemes = sorted({r["w_scheme"] for r in rows} | {r["a_scheme"] for r in rows})
