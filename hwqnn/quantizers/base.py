@@ -12,6 +12,7 @@ floor(b~)+1, so it equals the integer quantization exactly at integer b~ and giv
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -32,8 +33,13 @@ MAX_BITS = 16
 class AffineGrid:
     """An integer grid that reproduces a scheme's output exactly (what ONNX Q/DQ export needs).
 
-    ``quantize(x, bits) == (clamp(round(x / scale) + zero_point, qmin, qmax) - zero_point) * scale``,
-    with ``scale``/``zero_point`` per tensor (0-d) or per channel along ``axis``.
+    With ``fq(v) = (clamp(round(v / scale) + zero_point, qmin, qmax) - zero_point) * scale`` and
+    ``scale``/``zero_point`` per tensor (0-d) or per channel along ``axis``:
+
+    - ``exact_on_input=True``: ``quantize(x, bits) == fq(x)``; Q/DQ nodes may be put on the raw tensor.
+    - ``exact_on_input=False``: the scheme's thresholds are not round-to-nearest on this grid (binary's
+      sign, ternary's 0.7*mean|x|), so only ``fq(quantize(x, bits)) == quantize(x, bits)`` holds: export
+      the scheme's output (e.g. the quantized weight as integers), not Q/DQ on its input.
     """
 
     scale: Tensor
@@ -41,6 +47,7 @@ class AffineGrid:
     qmin: int
     qmax: int
     axis: int | None = None
+    exact_on_input: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,19 @@ def check_bits(bits: int, scheme: str) -> int:
             f"scheme '{scheme}' got bitwidth {bits!r}; expected an integer in [{MIN_BITS}, {MAX_BITS}]"
         )
     return bits
+
+
+def check_bits_argument(bits: object, scheme: str) -> None:
+    """Reject what ``Scheme.forward`` cannot read as a bitwidth (str, bool, NaN, a non-scalar tensor)."""
+    if torch.is_tensor(bits):
+        ok = bits.numel() == 1 and bits.dtype != torch.bool  # a NaN value is caught in forward (no extra sync)
+    else:
+        ok = isinstance(bits, numbers.Real) and not isinstance(bits, bool) and math.isfinite(bits)
+    if not ok:
+        raise SchemeError(
+            f"scheme '{scheme}' got bitwidth {bits!r}; expected an int, a float or a one-element tensor "
+            f"with a finite value (integers in [{MIN_BITS}, {MAX_BITS}]; tensors are clamped to that range)"
+        )
 
 
 class Scheme(nn.Module, ABC):
@@ -128,6 +148,7 @@ class Scheme(nn.Module, ABC):
         ``lo = floor(bits)`` (or ``bits - 1`` at the top of the range). It equals ``Q(x, bits)``
         exactly at integer values, and ``d out / d bits = Q(x, lo + 1) - Q(x, lo)``.
         """
+        check_bits_argument(bits, self.name)
         if not torch.is_tensor(bits):
             if float(bits) != int(bits):
                 bits = torch.tensor(float(bits), device=x.device)
@@ -137,7 +158,10 @@ class Scheme(nn.Module, ABC):
             # Bitwidth-independent: the output does not depend on b~ (its gradient is exactly 0).
             return self.quantize(x, self.fixed_bits) + 0.0 * bits.sum()
         b = bits.clamp(MIN_BITS, MAX_BITS)
-        lo = int(math.floor(float(b.detach())))
+        b_value = float(b.detach())
+        if math.isnan(b_value):
+            raise SchemeError(f"scheme '{self.name}' got a NaN bitwidth tensor; check the bitwidth parameter")
+        lo = int(math.floor(b_value))
         lo = min(lo, MAX_BITS - 1)
         frac = (b - lo).to(x.dtype)
         q_lo = self.quantize(x, lo)

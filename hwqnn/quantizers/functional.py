@@ -1,0 +1,426 @@
+"""Stateless quantization math shared by the schemes (the modules in ``schemes/`` stay thin).
+
+Every fake quantizer here has the form ``y = scale * codes``: the integer (or power-of-two) ``codes`` are
+chosen without gradient, and :class:`ScaledCodes` gives the LSQ gradient: ``dy/dx = 1`` where ``x / scale``
+lies inside the codes' range and 0 outside; ``dy/dscale = codes - x / scale`` inside and ``codes``
+outside (PACT keeps only the outside term). A scale computed from ``x`` (a mean, a standard deviation)
+therefore passes its own gradient back to ``x`` as well.
+
+Reductions take ``dims``: ``None`` reduces everything (per tensor, 0-d result); a tuple reduces those
+dims with ``keepdim=True`` (per channel), and an empty tuple keeps every element.
+
+Speed notes (measured on the CPU build this project pins): ``torch.where`` and bool temporaries cost
+about 10x an elementwise multiply, so masks are written straight into float tensors (:func:`mask`) and
+signs come from ``copysign``; ``var_mean`` and ``isfinite().all()`` are replaced by sums, norms and
+``aminmax``. A grid that depends on the sign of an activation is selected by a Python bool on CPU and
+by a 0-d bool tensor elsewhere (no host sync); every helper here accepts both.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import optimize, special
+from torch import Tensor
+
+from ..errors import SchemeError
+
+Dims = tuple[int, ...] | None
+Unsigned = bool | Tensor
+
+#: TWN's threshold factor: Delta = 0.7 * mean|x| (Li et al., "Ternary Weight Networks", 2016).
+TWN_THRESHOLD = 0.7
+#: Power-of-two schemes keep at most this many non-zero magnitudes (2^0 .. 2^-(n-1)); smaller ones are
+#: below float32's resolution relative to the top level and would only be zeros or denormals.
+MAX_POT_EXPONENTS = 120
+
+
+# --- autograd functions ------------------------------------------------------------------------------
+class RoundSTE(torch.autograd.Function):
+    """``round(x)`` forward, identity backward (the straight-through estimator)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return grad
+
+
+class GradScale(torch.autograd.Function):
+    """Identity forward, ``grad * factor`` backward (LSQ's step-size gradient scaling), exact in value."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, factor: float | Tensor) -> Tensor:
+        ctx.factor = factor
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        return grad * ctx.factor, None
+
+
+class ScaledCodes(torch.autograd.Function):
+    """``codes * scale`` forward with the LSQ (or PACT) gradient to ``x`` and ``scale`` (see module doc)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: Tensor, codes: Tensor, lo: float | Tensor, hi: float | Tensor,
+                inside_scale_grad: bool) -> Tensor:
+        bounds = [b for b in (lo, hi) if torch.is_tensor(b)]
+        ctx.save_for_backward(x, scale, codes, *bounds)
+        ctx.lo, ctx.hi = (None if torch.is_tensor(b) else b for b in (lo, hi))
+        ctx.inside_scale_grad = inside_scale_grad
+        return codes * scale
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, scale, codes, *bounds = ctx.saved_tensors
+        lo = bounds.pop(0) if ctx.lo is None else ctx.lo
+        hi = bounds.pop(0) if ctx.hi is None else ctx.hi
+        u = x / scale  # recomputed rather than saved: one pass instead of one more tensor kept alive
+        clipped = torch.clamp(u, lo, hi)  # finite even where u is +-inf (x far outside a tiny scale)
+        inside = mask(torch.eq, clipped, u)
+        grad_x = grad * inside
+        grad_scale = None
+        if ctx.needs_input_grad[1]:
+            # LSQ: sum(grad * (codes - u * inside)); PACT: sum(grad * codes * (1 - inside)).
+            inner = clipped if ctx.inside_scale_grad else codes
+            if scale.numel() == 1:
+                total = _dot(grad, codes) - _dot(grad_x, inner)
+                grad_scale = total.reshape(scale.shape)
+            else:
+                grad_scale = (grad * codes - grad_x * inner).sum_to_size(scale.shape)
+        return grad_x, grad_scale, None, None, None, None
+
+
+class StraightThroughAdd(torch.autograd.Function):
+    """Returns ``out`` unchanged, and adds ``grad * mask`` to the gradient of ``x`` (a clipped STE path)."""
+
+    @staticmethod
+    def forward(ctx, out: Tensor, x: Tensor, mask: Tensor) -> Tensor:
+        ctx.save_for_backward(mask)
+        return out.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (mask,) = ctx.saved_tensors
+        return grad, grad * mask, None
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    return torch.dot(a.reshape(-1), b.reshape(-1))
+
+
+def scaled_codes(x: Tensor, scale: Tensor, codes: Tensor, lo: float | Tensor, hi: float | Tensor,
+                 inside_scale_grad: bool = True) -> Tensor:
+    """``codes * scale`` with the LSQ gradient (PACT's when ``inside_scale_grad`` is False)."""
+    lo, hi = (b.to(x) if torch.is_tensor(b) else float(b) for b in (lo, hi))
+    return ScaledCodes.apply(x, scale, codes, lo, hi, inside_scale_grad)
+
+
+# --- small elementwise helpers -----------------------------------------------------------------------
+def mask(compare: Callable[..., Tensor], a: Tensor, b: float | Tensor) -> Tensor:
+    """``compare(a, b)`` as a float 0/1 tensor shaped like ``a``, without a bool temporary."""
+    out = torch.empty_like(a)
+    compare(a, b, out=out)
+    return out
+
+
+def sign_codes(x: Tensor) -> Tensor:
+    """+-1 with the sign bit of x: two levels, so 0 maps to +1 rather than to a third level (-0.0 to -1)."""
+    return torch.copysign(torch.ones((), dtype=x.dtype, device=x.device), x)
+
+
+def by_sign(unsigned: Unsigned, if_unsigned: Callable[[], Any], if_signed: Callable[[], Any]) -> Any:
+    """Evaluate only the needed branch for a Python bool; both, merged by ``torch.where``, for a tensor.
+
+    Branch results may be tensors, Python floats or tuples of them.
+    """
+    if isinstance(unsigned, bool):
+        return if_unsigned() if unsigned else if_signed()
+    chosen, other = if_unsigned(), if_signed()
+    if isinstance(chosen, tuple):
+        return tuple(torch.where(unsigned, a, b) for a, b in zip(chosen, other))
+    return torch.where(unsigned, chosen, other)
+
+
+# --- input checks and safe statistics --------------------------------------------------------------
+def check_input(x: object, scheme: str) -> tuple[Tensor, Tensor] | None:
+    """Raise SchemeError unless ``x`` is a floating-point tensor, finite when on CPU.
+
+    The finiteness check is one ``aminmax`` pass (NaN and inf propagate into it), returned for reuse.
+    It is skipped on accelerators, where it would cost a host sync per call (NaN then propagates).
+    """
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        got = f"a {x.dtype} tensor" if torch.is_tensor(x) else type(x).__name__
+        raise SchemeError(f"scheme '{scheme}' quantizes floating-point tensors, got {got}; cast it with .float()")
+    if x.device.type != "cpu" or x.numel() == 0:
+        return None
+    extremes = torch.aminmax(x)
+    if not bool(torch.isfinite(extremes.min) & torch.isfinite(extremes.max)):
+        nan, inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())
+        raise SchemeError(
+            f"scheme '{scheme}' got a tensor of shape {tuple(x.shape)} with {nan} NaN and {inf} infinite values; "
+            "quantizing needs finite values: check the layer or the learning rate that produced them"
+        )
+    return extremes.min, extremes.max
+
+
+def tiny(dtype: torch.dtype) -> float:
+    """Smallest positive normal number of ``dtype``: the floor of every scale (no division by zero)."""
+    return torch.finfo(dtype).tiny
+
+
+def reduce(x: Tensor, op: str, dims: Dims) -> Tensor:
+    """``x.<op>()`` over ``dims`` (see the module doc for the convention)."""
+    if dims is None:
+        return getattr(x, op)()
+    if len(dims) == 0:
+        return x
+    return getattr(x, op)(dim=dims, keepdim=True)
+
+
+def count(x: Tensor, dims: Dims) -> int:
+    """Number of elements each statistic over ``dims`` reduces."""
+    if dims is None:
+        return x.numel()
+    return int(np.prod([x.shape[d] for d in dims])) if dims else 1
+
+
+def mean(x: Tensor, dims: Dims) -> Tensor:
+    return reduce(x, "sum", dims) / count(x, dims)
+
+
+def abs_mean(x: Tensor, dims: Dims) -> Tensor:
+    return mean(x.abs(), dims)
+
+
+def abs_max(x: Tensor, dims: Dims) -> Tensor:
+    return reduce(x.abs(), "amax", dims)
+
+
+def _norm(x: Tensor, dims: Dims, known: Tensor | None) -> Tensor:
+    return (abs_max(x, dims) if known is None else known).detach().clamp_min(tiny(x.dtype))
+
+
+def std_and_mean(x: Tensor, dims: Dims, abs_max_x: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Population std and mean, computed on ``x / max|x|`` so that squares of 1e30 cannot overflow.
+
+    ``abs_max_x`` may pass a known ``max|x|`` (per tensor, from the input check) to save a pass.
+    """
+    if dims == ():
+        return torch.zeros_like(x), x
+    norm = _norm(x, dims, abs_max_x)
+    scaled = x / norm
+    mean_scaled = mean(scaled, dims)
+    root_sum_sq = torch.linalg.vector_norm(scaled - mean_scaled, dim=dims, keepdim=dims is not None)
+    std = (root_sum_sq / count(x, dims) ** 0.5).clamp_min(tiny(x.dtype))
+    return std * norm, mean_scaled * norm
+
+
+def positive_rms(x: Tensor, dims: Dims, abs_max_x: Tensor | None = None) -> Tensor:
+    """Root mean square of the positive entries (the spread of a post-ReLU tensor, zeros excluded)."""
+    if dims == ():
+        return torch.relu(x)
+    positive = torch.relu(x) / _norm(x, dims, abs_max_x)
+    positives = reduce(mask(torch.gt, positive, 0.0), "sum", dims).clamp_min(1)
+    root_sum_sq = torch.linalg.vector_norm(positive, dim=dims, keepdim=dims is not None)
+    return root_sum_sq / positives.sqrt() * _norm(x, dims, abs_max_x)
+
+
+def twn_scale(x: Tensor, threshold: Tensor, dims: Dims) -> Tensor:
+    """TWN's L2-optimal scale for the entries above ``threshold``: mean of |x| over |x| > threshold."""
+    magnitude = x.abs()
+    above = mask(torch.gt, magnitude, threshold)
+    return reduce(magnitude * above, "sum", dims) / reduce(above, "sum", dims).clamp_min(1)
+
+
+# --- uniform and affine grids ------------------------------------------------------------------------
+def where_unsigned(unsigned: Unsigned, if_unsigned: float, if_signed: float) -> float | Tensor:
+    """A per-tensor constant that depends on the grid's sign (a Python float when ``unsigned`` is a bool)."""
+    if isinstance(unsigned, bool):
+        return if_unsigned if unsigned else if_signed
+    return torch.where(unsigned, if_unsigned, if_signed)
+
+
+def grid_max_code(bits: int, unsigned: Unsigned) -> float | Tensor:
+    """Largest code of the b-bit grid: 2^b - 1 unsigned; 2^(b-1) - 1 signed (1 for the 1-bit sign grid)."""
+    return where_unsigned(unsigned, float(2**bits - 1), float(max(2 ** (bits - 1) - 1, 1)))
+
+
+def grid_bounds(bits: int, unsigned: Unsigned) -> tuple[float | Tensor, float | Tensor]:
+    """Lowest and highest code of the b-bit grid of :func:`grid_codes`."""
+    low_signed = -1.0 if bits == 1 else -float(2 ** (bits - 1) - 1)
+    return where_unsigned(unsigned, 0.0, low_signed), grid_max_code(bits, unsigned)
+
+
+def grid_codes(u: Tensor, bits: int, unsigned: Unsigned) -> Tensor:
+    """Codes of ``u`` (= x / step) on the b-bit grid (see :func:`grid_bounds`).
+
+    Unsigned: ``round(u)`` in [0, 2^b - 1]. Signed, b >= 2: ``round(u)`` in +-(2^(b-1) - 1) (symmetric,
+    zero point 0). Signed, b = 1: the sign, +-1 (a one-bit grid has no room for zero).
+    """
+    if bits == 1:
+        return by_sign(unsigned, lambda: torch.round(u).clamp_(0.0, 1.0), lambda: sign_codes(u))
+    lo, hi = (b.to(u) if torch.is_tensor(b) else b for b in grid_bounds(bits, unsigned))
+    return torch.round(u).clamp_(lo, hi)
+
+
+def uniform_fake_quant(x: Tensor, step: Tensor, bits: int, unsigned: Unsigned,
+                       inside_scale_grad: bool = True) -> Tensor:
+    """Symmetric (or unsigned) uniform fake quantization with step ``step`` (see :func:`grid_codes`)."""
+    with torch.no_grad():
+        codes = grid_codes(x / step, bits, unsigned)
+    lo, hi = grid_bounds(bits, unsigned)
+    return scaled_codes(x, step, codes, lo, hi, inside_scale_grad)
+
+
+def affine_fake_quant(x: Tensor, scale: Tensor, zero_point: Tensor | float, qmin: int, qmax: int) -> Tensor:
+    """``(clamp(round(x / scale) + zero_point, qmin, qmax) - zero_point) * scale`` with the LSQ gradient."""
+    if zero_point.numel() == 1 and zero_point.device.type == "cpu":
+        zero_point = float(zero_point)  # free to read on CPU; clamping to Python numbers is ~4x faster
+    with torch.no_grad():
+        codes = torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax) - zero_point
+    return scaled_codes(x, scale, codes, qmin - zero_point, qmax - zero_point)
+
+
+def minmax_scale_zero_point(x_min: Tensor, x_max: Tensor, bits: int) -> tuple[Tensor, Tensor]:
+    """Asymmetric b-bit scale and integer zero point of a range widened to contain 0 (exact zeros)."""
+    lo, hi = x_min.clamp(max=0), x_max.clamp(min=0)
+    qmax = 2**bits - 1
+    scale = ((hi - lo) / qmax).clamp_min(tiny(lo.dtype))
+    zero_point = torch.round(-lo.detach() / scale.detach()).clamp(0, qmax)
+    return scale, zero_point
+
+
+# --- power-of-two and residual binary grids --------------------------------------------------------------
+def pot_exponent_count(bits: int, unsigned: Unsigned) -> float | Tensor:
+    """Non-zero magnitudes 2^0 .. 2^-(n-1) of a b-bit power-of-two grid (one code is kept for zero)."""
+    signed = min(max(2 ** (bits - 1) - 1, 1), MAX_POT_EXPONENTS)
+    return where_unsigned(unsigned, float(min(2**bits - 1, MAX_POT_EXPONENTS)), float(signed))
+
+
+#: Integer view and exponent-field mask per float dtype: ``bits & mask`` of v >= 0 is 2^floor(log2 v).
+_EXPONENT_MASKS = {
+    torch.float32: (torch.int32, 0x7F800000),
+    torch.float64: (torch.int64, 0x7FF0000000000000),
+    torch.float16: (torch.int16, 0x7C00),
+    torch.bfloat16: (torch.int16, 0x7F80),
+}
+
+
+def floor_power_of_two(v: Tensor) -> Tensor:
+    """``2^floor(log2 v)`` for v >= 0, exactly, by clearing the mantissa bits (0 for zero and denormals)."""
+    int_dtype, exponent_bits = _EXPONENT_MASKS[v.dtype]
+    return (v.view(int_dtype) & exponent_bits).view(v.dtype)
+
+
+def pot_codes(u: Tensor, bits: int, unsigned: Unsigned) -> Tensor:
+    """Nearest of 0 and +-2^-k, k < n (see :func:`pot_exponent_count`), to ``u`` clipped to [-1, 1].
+
+    Signed 1-bit codes are the sign (+-1). Between 2^(k-1) and 2^k the midpoint 0.75 * 2^k is the
+    threshold (nearest level, not log-domain rounding); 0 wins at or below half the smallest level.
+    """
+    if bits == 1 and unsigned is False:
+        return sign_codes(u)
+    smallest = torch.exp2(-torch.as_tensor(pot_exponent_count(bits, unsigned), dtype=u.dtype, device=u.device) + 1)
+    magnitude = u.abs().clamp_(max=1.0)
+    level = floor_power_of_two(magnitude / 0.75).clamp_(min=smallest)
+    level = level * mask(torch.gt, magnitude, smallest / 2)
+
+    def one_sided() -> Tensor:
+        return level * mask(torch.gt, u, 0.0)
+
+    def two_sided() -> Tensor:
+        return sign_codes(u) if bits == 1 else torch.copysign(level, u)
+
+    return by_sign(unsigned, one_sided, two_sided)
+
+
+def residual_binarize(x: Tensor, bits: int, term_scale: Callable[[int, Tensor], Tensor],
+                      cache: dict[int, tuple[Tensor, Tensor, Tensor]] | None = None) -> Tensor:
+    """Greedy residual binarization (ResQ): ``sum_i a_i sign(r_(i-1))`` with ``r_0 = x``, ``i = 1..bits``.
+
+    ``term_scale(i, r)`` gives ``a_(i+1)`` for the residual ``r`` (``mean|r|``, or a running value). The
+    scales carry their gradient to ``x``; a straight-through path adds ``dy/dx = 1`` where
+    ``|x| <= sum a_i``. ``cache`` (one dict per input) keeps the partial sums, so quantizing the same
+    input at b and b + 1 computes b + 1 terms, not 2b + 1.
+    """
+    cache = {} if cache is None else cache
+    done = max((i for i in cache if i <= bits), default=0)
+    if done:
+        out, residual, total = cache[done]
+    else:
+        out, residual, total = torch.zeros_like(x), x, torch.zeros((), dtype=x.dtype, device=x.device)
+    for i in range(done, bits):
+        scale = term_scale(i, residual)
+        term = scale * sign_codes(residual.detach())
+        out, residual, total = out + term, residual - term, total + scale.detach()
+        cache[i + 1] = (out, residual, total)
+    return StraightThroughAdd.apply(out, x, mask(torch.le, x.detach().abs(), total))
+
+
+# --- distribution-aware steps (ul2q) --------------------------------------------------------------------
+def _grid_levels(bits: int, unsigned: bool) -> np.ndarray:
+    if unsigned:
+        return np.arange(2**bits, dtype=np.float64)
+    if bits == 1:
+        return np.array([-1.0, 1.0])
+    top = 2 ** (bits - 1) - 1
+    return np.arange(-top, top + 1, dtype=np.float64)
+
+
+def gaussian_sq_error(step: float, bits: int, unsigned: bool = False) -> float:
+    """E[(X - Q(X))^2] of the b-bit grid of :func:`grid_codes` with ``step``, in closed form.
+
+    X ~ N(0, 1) for the signed grid and the half-normal |N(0, 1)| for the unsigned one. Per cell [a, b]
+    with level c: ``(1 + c^2)(Phi(b) - Phi(a)) + (a - 2c) phi(a) - (b - 2c) phi(b)``.
+    """
+    levels = _grid_levels(bits, unsigned) * step
+    mids = (levels[:-1] + levels[1:]) / 2
+    lo = np.concatenate([[0.0 if unsigned else -60.0], mids])
+    hi = np.concatenate([mids, [60.0]])
+    pdf_lo, pdf_hi = np.exp(-0.5 * lo * lo), np.exp(-0.5 * hi * hi)
+    inv_sqrt_2pi = 1.0 / np.sqrt(2.0 * np.pi)
+    cells = ((1 + levels**2) * (special.ndtr(hi) - special.ndtr(lo))
+             + inv_sqrt_2pi * ((lo - 2 * levels) * pdf_lo - (hi - 2 * levels) * pdf_hi))
+    return float((2.0 if unsigned else 1.0) * cells.sum())
+
+
+@functools.cache
+def gaussian_l2_step(bits: int, unsigned: bool = False) -> float:
+    """The step c_b minimising :func:`gaussian_sq_error` (ul2q: step = c_b * std), computed once per bitwidth.
+
+    Signed c_1 is E|X| = sqrt(2/pi); unsigned c_b equals signed c_(b+1) (the same cells on a half line).
+    """
+    result = optimize.minimize_scalar(
+        lambda log_step: gaussian_sq_error(float(np.exp(log_step)), bits, unsigned),
+        bounds=(np.log(1e-7), np.log(4.0)), method="bounded", options={"xatol": 1e-10},
+    )
+    return float(np.exp(result.x))
+
+
+def l2_step_from_stats(std: Tensor, mean_x: Tensor, positive_rms_x: Tensor | None, bits: int,
+                       unsigned: Unsigned) -> Tensor:
+    """The ul2q step: ``c_b * std`` (signed grid) or ``c_b+ * positive_rms`` (unsigned grid).
+
+    Floored at ``|mean| / highest code`` (a constant or strongly off-centre tensor is then represented
+    instead of clipped to almost nothing) and at the dtype's tiny. ``positive_rms_x`` may be None when
+    the grid is signed.
+    """
+    step = by_sign(unsigned, lambda: positive_rms_x * gaussian_l2_step(bits, True),
+                   lambda: std * gaussian_l2_step(bits, False))
+    floor = mean_x.detach().abs() / grid_max_code(bits, unsigned)
+    return torch.maximum(step, floor).clamp_min(tiny(std.dtype))
+
+
+def l2_step(x: Tensor, bits: int, unsigned: Unsigned, dims: Dims) -> Tensor:
+    """:func:`l2_step_from_stats` computed from ``x`` (also the initial value of learned steps and ranges)."""
+    std, mean_x = std_and_mean(x, dims)
+    rms = positive_rms(x, dims) if unsigned is not False else None
+    return l2_step_from_stats(std, mean_x, rms, bits, unsigned)

@@ -1,0 +1,90 @@
+"""Sign-based schemes: binary (BWN / XNOR-Net) and ternary (TWN)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..base import HardwareFacts
+from ..functional import TWN_THRESHOLD, abs_mean, by_sign, scaled_codes, sign_codes, tiny, twn_scale, where_unsigned
+from ..registry import register_scheme
+from ._common import ObservedScheme
+
+
+class _TwnStatistics(ObservedScheme):
+    """mean|x| and TWN's scale (mean |x| above 0.7 * mean|x|), per channel or tracked for activations."""
+
+    def abs_mean(self, x: Tensor) -> Tensor:
+        return self.statistic("absmean", lambda: abs_mean(x, self.stat_dims(x)))
+
+    def twn_threshold_and_scale(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        threshold = TWN_THRESHOLD * self.abs_mean(x).detach()
+        scale = self.statistic("twn_scale", lambda: twn_scale(x, threshold, self.stat_dims(x)))
+        return threshold, scale.clamp_min(tiny(x.dtype))
+
+
+@register_scheme
+class Binary(_TwnStatistics):
+    """Binary: ``y = a * sign(x)``, ``a = mean|x|`` per channel, sign(0) = +1 (BWN / XNOR-Net).
+    Non-negative activations get ``{0, s}`` instead: ``y = s * [x > 0.7 * mean x]``, ``s`` = mean of
+    ``x`` above that threshold (TWN's rule on one side). Gradient: straight-through, ``dy/dx = 1`` where
+    ``|x| <= a`` and 0 beyond, plus the scale's own path (as XNOR-Net keeps it): ``dy/da = sign(x) - x/a``
+    inside, ``sign(x)`` beyond, passed to ``x`` through ``a = mean|x|``.
+    """
+
+    name = "binary"
+    fixed_bits = 1
+    tracked_stats = ("min", "absmean", "twn_scale")
+
+    def hardware(self, bits: int) -> HardwareFacts:
+        return HardwareFacts("binary", self.effective_bits(bits))
+
+    def levels(self, bits: int) -> int:
+        return 2
+
+    def _codes_and_scale(self, x: Tensor) -> tuple[Tensor, Tensor, float | Tensor]:
+        unsigned = self.unsigned(x)
+
+        def one_sided() -> tuple[Tensor, Tensor]:
+            threshold, scale = self.twn_threshold_and_scale(x)
+            return (x > threshold).to(x.dtype), scale
+
+        def two_sided() -> tuple[Tensor, Tensor]:
+            return sign_codes(x), self.abs_mean(x).clamp_min(tiny(x.dtype))
+
+        codes, scale = by_sign(unsigned, one_sided, two_sided)
+        return codes, scale, where_unsigned(unsigned, 0.0, -1.0)
+
+    def fake_quantize(self, x: Tensor, bits: int) -> Tensor:
+        codes, scale, lo = self._codes_and_scale(x)
+        return scaled_codes(x, scale, codes, lo, 1.0)
+
+    def grid_spec(self, x: Tensor, bits: int):
+        _, scale, lo = self._codes_and_scale(x)
+        return scale, 0.0, lo, 1, False
+
+
+@register_scheme
+class Ternary(_TwnStatistics):
+    """Ternary (TWN): ``y = s * sign(x) * [|x| > D]`` with ``D = 0.7 * mean|x|`` and the L2-optimal
+    ``s`` = mean of |x| over the entries above ``D``, per channel. Gradient: straight-through,
+    ``dy/dx = 1`` where ``|x| <= s`` and 0 beyond, plus ``dy/ds = t - x/s`` inside (``t`` in {-1, 0, 1}),
+    ``t`` beyond, passed to ``x`` through the mean that defines ``s``. Non-negative inputs need no
+    special case: they use the levels {0, s}.
+    """
+
+    name = "ternary"
+    fixed_bits = 2
+    tracked_stats = ("absmean", "twn_scale")
+
+    def levels(self, bits: int) -> int:
+        return 3
+
+    def fake_quantize(self, x: Tensor, bits: int) -> Tensor:
+        threshold, scale = self.twn_threshold_and_scale(x)
+        with torch.no_grad():
+            codes = torch.where(x.abs() > threshold, torch.sign(x), 0.0)
+        return scaled_codes(x, scale, codes, -1.0, 1.0)
+
+    def grid_spec(self, x: Tensor, bits: int):
+        return self.twn_threshold_and_scale(x)[1], 0.0, -1, 1, False

@@ -1,0 +1,54 @@
+"""Uniform quantization with a learned step size (LSQ, Esser et al. 2020)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..base import MAX_BITS
+from ..functional import GradScale, grid_bounds, grid_max_code, l2_step, tiny, uniform_fake_quant
+from ..registry import register_scheme
+from ._common import ObservedScheme
+
+
+@register_scheme
+class Uniform(ObservedScheme):
+    """Uniform (LSQ): ``y = s_b * clamp(round(x / s_b), -Q, Q)``, ``Q = 2^(b-1) - 1`` (the sign at
+    b = 1; codes ``[0, 2^b - 1]`` for non-negative activations), with a learned step ``s_b`` per
+    bitwidth (and channel) initialised to ul2q's L2-optimal step of the first batch. Gradient (LSQ):
+    ``dy/dx = 1`` inside the grid and 0 outside; ``dy/ds = round(x/s) - x/s`` inside and the end
+    code outside, scaled by ``1 / sqrt(N * Q)``.
+    """
+
+    name = "uniform"
+    tracked_stats = ("min",)
+
+    def __init__(self, role: str = "weight", channels: int | None = None, channel_axis: int = 0):
+        super().__init__(role=role, channels=channels, channel_axis=channel_axis)
+        self.step = nn.Parameter(torch.ones(MAX_BITS, channels or 1))
+        self.register_buffer("step_initialized", torch.zeros(MAX_BITS, dtype=torch.bool))
+
+    def learned_step(self, x: Tensor, bits: int, unsigned: bool | Tensor) -> Tensor:
+        """The step at ``bits`` shaped for ``x``, with LSQ's gradient scale; initialised on first use."""
+
+        def init() -> bool:
+            if not bool(x.detach().ne(0).any()):
+                return False  # an all-zero batch says nothing about the step; wait for the next one
+            value = l2_step(x.detach(), bits, unsigned, self.stat_dims(x)).reshape(-1)
+            row = self.step[bits - 1]
+            row.copy_(value.to(row.dtype).expand_as(row))
+            return True
+
+        self.lazy_init(f"step{bits}", self.step_initialized, bits - 1, init)
+        factor = (self.scale_count(x) * grid_max_code(bits, unsigned)) ** -0.5
+        step = GradScale.apply(self.step[bits - 1], factor)
+        return self.per_channel_param(step, x).abs().clamp_min(tiny(x.dtype))
+
+    def fake_quantize(self, x: Tensor, bits: int) -> Tensor:
+        unsigned = self.unsigned(x)
+        return uniform_fake_quant(x, self.learned_step(x, bits, unsigned), bits, unsigned)
+
+    def grid_spec(self, x: Tensor, bits: int):
+        unsigned = self.unsigned(x)
+        lo, hi = grid_bounds(bits, unsigned)
+        return self.learned_step(x, bits, unsigned), 0.0, lo, hi, bits > 1 or bool(unsigned)

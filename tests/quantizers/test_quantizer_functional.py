@@ -1,0 +1,137 @@
+"""The stateless primitives: straight-through functions, LSQ/PACT gradients, power-of-two codes, the
+ul2q step table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwqnn.quantizers import functional as F
+
+
+def test_round_ste_and_grad_scale():
+    x = torch.tensor([0.4, 1.6, -2.5], requires_grad=True)
+    y = F.RoundSTE.apply(x)
+    assert y.tolist() == [0.0, 2.0, -2.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0, 1.0]
+    step = torch.tensor(0.3, requires_grad=True)
+    scaled = F.GradScale.apply(step, 0.25)
+    assert torch.equal(scaled, step)
+    (scaled * 2).backward()
+    assert step.grad == 0.5
+
+
+def lsq_reference(x: torch.Tensor, step: torch.Tensor, lo: float, hi: float, pact: bool) -> torch.Tensor:
+    """LSQ written with autograd (clamp, then rounding with an identity gradient); PACT detaches the
+    step inside the rounding and takes its gradient from the clamp at +-(Q * step) only."""
+    if not pact:
+        return F.RoundSTE.apply(torch.clamp(x / step, lo, hi)) * step
+    frozen = step.detach()
+    rounded = F.RoundSTE.apply(torch.clamp(x / frozen, lo, hi)) * frozen
+    clip_gradient = torch.clamp(x, lo * step, hi * step) - torch.clamp(x, lo * frozen, hi * frozen)  # value 0
+    return rounded + clip_gradient
+
+
+@pytest.mark.parametrize("pact", [False, True])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_scaled_codes_gradient_matches_an_autograd_reference(pact, per_channel):
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.randn(3, 50, generator=generator) * 2).requires_grad_(True)
+    step = (torch.tensor([[0.3], [0.5], [0.2]]) if per_channel else torch.tensor(0.4)).requires_grad_(True)
+    weights = torch.randn(3, 50, generator=generator)
+    (F.uniform_fake_quant(x, step, 4, False, inside_scale_grad=not pact) * weights).sum().backward()
+    grads = x.grad.clone(), step.grad.clone()
+    x.grad = step.grad = None
+    (lsq_reference(x, step, -7.0, 7.0, pact) * weights).sum().backward()
+    torch.testing.assert_close(grads[0], x.grad)
+    torch.testing.assert_close(grads[1], step.grad)
+
+
+def test_scaled_codes_gradient_is_finite_for_a_tiny_scale():
+    x = torch.tensor([1e30, -3.0, 0.0], requires_grad=True)
+    step = torch.tensor(F.tiny(torch.float32), requires_grad=True)
+    y = F.uniform_fake_quant(x, step, 4, False)
+    y.sum().backward()
+    assert torch.isfinite(y).all() and torch.isfinite(x.grad).all() and torch.isfinite(step.grad)
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.floats(-1.0, 1.0, allow_nan=False, width=32), min_size=1, max_size=50),
+       bits=st.integers(1, 9), unsigned=st.booleans())
+def test_pot_codes_are_the_nearest_level(values, bits, unsigned):
+    u = torch.tensor(values)
+    codes = F.pot_codes(u, bits, unsigned)
+    if bits == 1 and not unsigned:
+        levels = torch.tensor([-1.0, 1.0])
+    else:
+        n = int(F.pot_exponent_count(bits, unsigned))
+        magnitudes = torch.cat([torch.zeros(1), torch.exp2(-torch.arange(n, dtype=torch.float32))])
+        levels = magnitudes if unsigned else torch.cat([-magnitudes, magnitudes])
+    target = u.clamp(min=0) if unsigned else u
+    distance = (target[:, None] - levels[None, :]).abs()
+    assert torch.isin(codes, levels).all()
+    chosen = (target - codes).abs()
+    assert (chosen <= distance.min(dim=1).values + 1e-7).all(), "a code is a nearest level"
+
+
+def test_floor_power_of_two_is_exact():
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        v = torch.tensor([1.0, 1.5, 0.75, 3.9, 1e-3, 0.0], dtype=dtype)
+        expected = torch.where(v > 0, torch.exp2(torch.floor(torch.log2(v.double()))), 0.0).to(dtype)
+        assert torch.equal(F.floor_power_of_two(v), expected), dtype
+
+
+def test_statistics_do_not_overflow():
+    x = torch.randn(1000, generator=torch.Generator().manual_seed(0)) * 1e30
+    std, mean = F.std_and_mean(x, None)
+    torch.testing.assert_close(std, x.double().std(correction=0).float(), rtol=1e-4, atol=0)
+    torch.testing.assert_close(mean, x.double().mean().float(), rtol=1e-3, atol=1e26)
+    rms = F.positive_rms(x, None)
+    torch.testing.assert_close(rms, x.double().relu()[x > 0].square().mean().sqrt().float(), rtol=1e-4, atol=0)
+
+
+# --- the ul2q step table -------------------------------------------------------------------------------
+def test_one_bit_step_is_the_mean_absolute_value():
+    assert F.gaussian_l2_step(1) == pytest.approx(math.sqrt(2 / math.pi), rel=1e-6)
+
+
+@pytest.mark.parametrize("bits", range(1, 16))
+def test_unsigned_step_equals_the_next_signed_one(bits):
+    """The half-normal on {0..2^b - 1} has the same cells as N(0, 1) on +-(2^b - 1): c_b+ = c_(b+1)."""
+    assert F.gaussian_l2_step(bits, True) == pytest.approx(F.gaussian_l2_step(bits + 1), rel=1e-4)
+
+
+@pytest.mark.parametrize("unsigned", [False, True])
+def test_steps_are_local_minima_and_shrink_with_bits(unsigned):
+    steps = [F.gaussian_l2_step(bits, unsigned) for bits in range(1, 17)]
+    for bits, step in enumerate(steps, start=1):
+        best = F.gaussian_sq_error(step, bits, unsigned)
+        for factor in (0.98, 1.02):
+            assert F.gaussian_sq_error(step * factor, bits, unsigned) > best
+    finer = steps if unsigned else steps[1:]  # the signed 1-bit grid is the sign (+-c), not 0 and +-c
+    assert all(a > b for a, b in zip(finer, finer[1:]))
+
+
+@pytest.mark.parametrize(("bits", "unsigned"), [(1, False), (2, False), (3, False), (4, False), (2, True)])
+def test_closed_form_error_matches_sampling_the_torch_quantizer(bits, unsigned):
+    """The table minimises the error of the very grid the schemes use: checked by Monte Carlo."""
+    generator = torch.Generator().manual_seed(bits)
+    x = torch.randn(400_000, generator=generator, dtype=torch.float64)
+    x = x.abs() if unsigned else x
+    step = F.gaussian_l2_step(bits, unsigned)
+    q = F.grid_codes(x / step, bits, unsigned) * step
+    sampled = float((q - x).square().mean())
+    assert sampled == pytest.approx(F.gaussian_sq_error(step, bits, unsigned), rel=0.02)
+
+
+def test_step_beats_a_brute_force_search():
+    for bits in (2, 3, 5):
+        grid = np.exp(np.linspace(np.log(0.01), np.log(3.0), 3001))
+        errors = [F.gaussian_sq_error(float(s), bits) for s in grid]
+        assert F.gaussian_sq_error(F.gaussian_l2_step(bits), bits) <= min(errors) + 1e-12
