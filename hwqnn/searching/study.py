@@ -172,7 +172,13 @@ class Study:
             write_history(self.run_dir / "history.csv", self.history)
 
     def _make_weight_optimizer(self, params, lr: float, epochs: int):
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=self.config.weight_decay)
+        """AdamW with weight decay on the model's weights and PACT ranges, none on quantizer step sizes
+        (a per-bitwidth LSQ step that is not in use would otherwise decay towards zero)."""
+        no_decay = {id(p) for name, p in self.qmodel.named_parameters()
+                    if ".candidates." in name and not name.endswith(".alpha")}
+        groups = [{"params": [p for p in params if id(p) not in no_decay], "weight_decay": self.config.weight_decay},
+                  {"params": [p for p in params if id(p) in no_decay], "weight_decay": 0.0}]
+        opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
         return opt, sched
 
