@@ -206,7 +206,7 @@ class _Recorder(TorchFunctionMode):
         if op_type is None or not self.module_stack:
             return out
         owner, module = self.module_stack[-1]
-        x = args[0]
+        x = args[0] if args else kwargs.get("input")
         w = args[1] if len(args) > 1 else kwargs.get("weight", kwargs.get("other", kwargs.get("mat2")))
         if not (torch.is_tensor(x) and torch.is_tensor(w) and torch.is_tensor(out)):
             return out

@@ -183,12 +183,14 @@ def _owner_path(node: fx.Node) -> str:
     return value[0] if isinstance(value, tuple) else str(value)
 
 
-def _attr_tensor(gm: fx.GraphModule, node) -> Tensor | None:
+def _attr_parameter(gm: fx.GraphModule, node) -> Tensor | None:
+    """The nn.Parameter a get_attr node reads, else None. Buffers and traced constants are not weights,
+    as in ``extract_workload`` (weight_is_param must agree between QAG and the cost models)."""
     if isinstance(node, fx.Node) and node.op == "get_attr":
         obj = gm
         for part in node.target.split("."):
             obj = getattr(obj, part)
-        return obj if torch.is_tensor(obj) else None
+        return obj if isinstance(obj, nn.Parameter) else None
     return None
 
 
@@ -210,6 +212,8 @@ def _rewrite_graph(gm: fx.GraphModule, schemes, bits_range) -> None:
             continue
         args = list(node.args)
         kwargs = dict(node.kwargs)
+        if not args and "input" in kwargs:  # every operand passed by keyword: F.linear(input=x, weight=w)
+            args.append(kwargs.pop("input"))
         if len(args) < 2:
             for key in ("weight", "other", "mat2"):
                 if key in kwargs:
@@ -217,7 +221,7 @@ def _rewrite_graph(gm: fx.GraphModule, schemes, bits_range) -> None:
                     break
         if len(args) < 2:
             raise ConversionError(f"cannot find the second operand of '{node.format_node()}'")
-        weight = _attr_tensor(gm, args[1])
+        weight = _attr_parameter(gm, args[1])
         is_param = weight is not None
         name = op_layer_name(_owner_path(node), None, op_type, counters)
         if is_param and op_type != "matmul":
@@ -238,6 +242,18 @@ def _rewrite_graph(gm: fx.GraphModule, schemes, bits_range) -> None:
     gm.recompile()
 
 
+#: Calls that do conv/linear/matmul work inside one fused kernel QAG cannot put slots on (attention,
+#: recurrent layers, einsum, add-matmuls); they are reported as float ops so that none stays float silently.
+OPAQUE_FUNCTIONS: dict[object, str] = {
+    F.multi_head_attention_forward: "multi_head_attention", F.scaled_dot_product_attention: "scaled_dot_product_attention",
+    F.bilinear: "bilinear", torch.einsum: "einsum", torch.tensordot: "tensordot",
+    torch.addmm: "addmm", Tensor.addmm: "addmm", torch.baddbmm: "baddbmm", Tensor.baddbmm: "baddbmm",
+    torch.addbmm: "addbmm", torch.addmv: "addmv", torch.mv: "mv", Tensor.mv: "mv",
+    torch.lstm: "lstm", torch.gru: "gru", torch.rnn_tanh: "rnn_tanh", torch.rnn_relu: "rnn_relu",
+}
+_FOUND_FUNCTIONS = {**QUANTIZABLE_FUNCTIONS, **OPAQUE_FUNCTIONS}
+
+
 class _FloatOpFinder(TorchFunctionMode):
     """Lists quantizable op calls that run outside any QuantOp (they would silently stay float)."""
 
@@ -248,9 +264,9 @@ class _FloatOpFinder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        if func in QUANTIZABLE_FUNCTIONS and not any(isinstance(m, QuantOp) for _, m in self.stack):
+        if func in _FOUND_FUNCTIONS and not any(isinstance(m, QuantOp) for _, m in self.stack):
             owner = self.stack[-1][0] if self.stack else ""
-            self.found.append(f"{QUANTIZABLE_FUNCTIONS[func]} in '{owner or '<root>'}'")
+            self.found.append(f"{_FOUND_FUNCTIONS[func]} in '{owner or '<root>'}'")
         return out
 
 
@@ -289,7 +305,10 @@ def _record(qmodel: QuantizedModel, example_input) -> None:
         qmodel.train(was_training)
     qmodel._op_paths = order
     qmodel.workload = Workload.from_layers(rows)
-    qmodel.float_ops = sorted(set(finder.found))
+    # A quantized layer the example never ran (a branch inside a leaf) would run with float slots that no
+    # policy reaches: report it with the ops that ran outside any QuantSlot.
+    not_run = [f"{op.op_type} in '{path}' (not run by the example input)" for path, op in ops.items() if path not in order]
+    qmodel.float_ops = sorted(set(finder.found)) + not_run
 
 
 def convert(
@@ -314,6 +333,7 @@ def convert(
     args = _as_args(example_input)
     if not args or not torch.is_tensor(args[0]) or args[0].dim() == 0:
         raise ConversionError("example_input must be a batched tensor (or a tuple whose first item is one)")
+    modes = {module: module.training for module in model.modules()}  # restored: convert leaves `model` as it was
     try:
         with torch.no_grad():
             model.eval()(*args)
@@ -321,7 +341,12 @@ def convert(
         raise ConversionError(
             f"the float model fails on the example input ({type(exc).__name__}: {exc}); "
             f"pass an input of the shape the model expects") from exc
-    net = copy.deepcopy(model)
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    # Traced in eval mode, as the float check ran: code that branches on self.training (aux heads, functional
+    # dropout) is baked into the graph with its inference path, not its training path.
+    net = copy.deepcopy(model).eval()
     gm, fallbacks, root_error = trace_with_fallback(net, leaf_modules, autowrap_functions)
     if gm is None:
         warnings.warn(
@@ -337,10 +362,13 @@ def convert(
         _rewrite_graph(gm, schemes, bits_range)
         converted = gm
     qmodel = QuantizedModel(converted, int(args[0].shape[0]))
+    qmodel.train(model.training)
     qmodel.fallback_modules = fallbacks
     _record(qmodel, example_input)
     if not qmodel._op_paths:
         reason = f" (tracing failed: {root_error})" if root_error else ""
+        if qmodel.float_ops:
+            reason += f"; it has ops QAG cannot put slots on: {', '.join(qmodel.float_ops)}"
         raise ConversionError(f"{type(model).__name__} has no conv, linear or matmul op that QAG can quantize{reason}")
     if qmodel.float_ops:
         warnings.warn(f"QAG: these quantizable ops run outside any QuantSlot and stay float: "

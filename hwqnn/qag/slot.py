@@ -68,6 +68,7 @@ class QuantSlot(nn.Module):
         self.mode = "float"
         self.temperature = 1.0
         self.gumbel = False
+        self.single_path = False
         self.fixed_scheme: str | None = None
         self.fixed_bits: int | None = None
 
@@ -137,8 +138,14 @@ class QuantSlot(nn.Module):
             return x
         if self.mode == "fixed":
             return self.candidates[self.fixed_scheme](x, self.fixed_bits)
-        probs = self.probabilities()
         bits = self.continuous_bits()
+        if self.single_path and self.training:
+            # One sampled scheme per step (straight-through hard Gumbel): the value is that scheme's
+            # output, the gradient reaches every logit through the soft sample.
+            sample = F.gumbel_softmax(self.logits.alpha, tau=self.temperature, hard=True)
+            k = int(sample.detach().argmax())
+            return sample[k] * self.candidates[self.scheme_names[k]](x, bits)
+        probs = self.probabilities()
         out = None
         for i, scheme in enumerate(self.candidates.values()):
             term = probs[i] * scheme(x, bits)

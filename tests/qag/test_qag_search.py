@@ -1,0 +1,97 @@
+"""Search mode: the task loss reaches every slot's continuous bitwidth and scheme logits and the model's
+weights; model-wide scheme sharing gives all weight slots one alpha (and all activation slots another)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hwqnn.models import list_models
+from hwqnn.qag import QuantModuleOp
+
+#: Smaller variants where the default size only repeats the same layers (keeps the fast suite fast).
+SMALLER = {"vit_tiny": {"depth": 1}}
+
+
+def _search_model(zoo, quiet_convert, name: str, **convert_kwargs):
+    model, example = zoo(name, **SMALLER.get(name, {}))
+    qmodel = quiet_convert(model, example, **convert_kwargs).set_search().train()
+    with torch.no_grad():
+        for _, _, slot in qmodel.slots():
+            slot.bits.fill_(4.5)  # strictly inside the range, between two integer bitwidths
+    return qmodel, example
+
+
+def _backward(qmodel, example) -> None:
+    torch.manual_seed(1)
+    target = torch.randint(0, 10, (example.shape[0],))
+    loss = torch.nn.functional.cross_entropy(qmodel(example), target)
+    loss.backward()
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_gradients_reach_bits_scheme_logits_and_weights(zoo, quiet_convert, name):
+    qmodel, example = _search_model(zoo, quiet_convert, name)
+    _backward(qmodel, example)
+    for layer, role, slot in qmodel.slots():
+        where = f"{name}: {layer} {role} slot"
+        assert slot.bits.grad is not None and torch.isfinite(slot.bits.grad), where
+        assert slot.bits.grad.abs() > 0, f"{where}: no gradient on its bitwidth"
+        alpha_grad = slot.logits.alpha.grad
+        assert alpha_grad is not None and torch.isfinite(alpha_grad).all(), where
+        assert alpha_grad.abs().sum() > 0, f"{where}: no gradient on its scheme logits"
+    for op in qmodel.quant_ops():
+        if isinstance(op, QuantModuleOp):
+            grad = op.weight.grad
+            assert grad is not None and grad.abs().sum() > 0, f"{name}: {op.layer_name} weight has no gradient"
+
+
+def test_functional_weights_get_gradients_through_their_slot(zoo, quiet_convert):
+    qmodel, example = _search_model(zoo, quiet_convert, "functional_cnn")
+    _backward(qmodel, example)
+    net = qmodel.net
+    for weight in (net.conv1_weight, net.conv2_weight, net.fc_weight):
+        assert weight.grad is not None and weight.grad.abs().sum() > 0
+
+
+def test_search_output_mixes_schemes_and_differs_from_float(zoo, quiet_convert):
+    qmodel, example = _search_model(zoo, quiet_convert, "tiny_cnn")
+    qmodel.eval()
+    with torch.no_grad():
+        searched = qmodel(example)
+        floated = qmodel.set_float()(example)
+    assert not torch.allclose(searched, floated)
+
+
+@pytest.mark.parametrize("name", ["functional_cnn", pytest.param("vit_tiny", marks=pytest.mark.slow)])
+def test_model_wide_sharing_uses_one_alpha_per_role(zoo, quiet_convert, name):
+    shared, example = _search_model(zoo, quiet_convert, name, scheme_sharing="model")
+    per_layer, _ = _search_model(zoo, quiet_convert, name, scheme_sharing="layer")
+
+    weight_logits = {id(slot.logits) for _, role, slot in shared.slots() if role == "weight"}
+    act_logits = {id(slot.logits) for _, role, slot in shared.slots() if role == "activation"}
+    assert len(weight_logits) == 1 and len(act_logits) == 1 and weight_logits != act_logits
+    n_slots = len(per_layer.slots())
+    assert len({id(slot.logits.alpha) for _, _, slot in per_layer.slots()}) == n_slots
+    alphas = [p for n, p in shared.named_parameters() if n.endswith("logits.alpha")]
+    assert len(alphas) == 2  # parameters() lists a shared alpha once
+
+    # The shared alpha collects the gradient of every slot: the sum of the per-layer alphas' gradients.
+    _backward(shared, example)
+    _backward(per_layer, example)
+    for role in ("weight", "activation"):
+        shared_slot = next(slot for _, r, slot in shared.slots() if r == role)
+        summed = sum(slot.logits.alpha.grad for _, r, slot in per_layer.slots() if r == role)
+        torch.testing.assert_close(shared_slot.logits.alpha.grad, summed, rtol=1e-4, atol=1e-7)
+
+
+def test_single_path_sampling_still_reaches_every_scheme_logit(zoo, quiet_convert):
+    qmodel, example = _search_model(zoo, quiet_convert, "tiny_cnn")
+    for _, _, slot in qmodel.slots():
+        slot.single_path = True
+    torch.manual_seed(0)
+    _backward(qmodel, example)
+    for layer, role, slot in qmodel.slots():
+        grad = slot.logits.alpha.grad
+        assert grad is not None and bool((grad != 0).all()), f"{layer} {role}: {grad}"
+        assert slot.bits.grad is not None
