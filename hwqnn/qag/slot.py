@@ -139,7 +139,9 @@ class QuantSlot(nn.Module):
         if self.mode == "fixed":
             return self.candidates[self.fixed_scheme](x, self.fixed_bits)
         bits = self.continuous_bits()
-        if self.single_path and self.training:
+        if self.single_path:
+            if not self.training:  # evaluate the network the search would pick now
+                return self.candidates[self.argmax_scheme()](x, bits)
             # One sampled scheme per step (straight-through hard Gumbel): the value is that scheme's
             # output, the gradient reaches every logit through the soft sample.
             sample = F.gumbel_softmax(self.logits.alpha, tau=self.temperature, hard=True)
