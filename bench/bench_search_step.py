@@ -77,10 +77,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--target", default="bitfusion")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     lines = [f"# Search overhead: search step / float training step (ResNet-20, batch {args.batch_size}, CPU)", "",
              f"Command: `python bench/bench_search_step.py --rounds {args.rounds} --batch-size {args.batch_size} "
-             f"--target {args.target}{' --out ' + args.out if args.out else ''}`", "",
+             f"--target {args.target} --threads {torch.get_num_threads()}{' --out ' + args.out if args.out else ''}`", "",
              f"torch {torch.__version__}, {torch.get_num_threads()} threads. Float and search steps interleaved; "
              f"median of {args.rounds} rounds after 2 warm-up rounds.", "",
              "| mode | float step (s) | search step (s) | ratio (median of per-round ratios) |", "|---|---|---|---|"]
