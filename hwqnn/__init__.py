@@ -14,6 +14,7 @@ from .errors import (
     RunDirError,
     SchemeError,
 )
+from .export import export_onnx
 from .policy import LayerPolicy, Policy
 from .qag import QuantizedModel, QuantSlot, apply_policy, convert
 from .quantizers import Scheme, create_scheme, get_scheme, list_schemes, register_scheme
@@ -26,6 +27,7 @@ __all__ = [
     "convert",
     "apply_policy",
     "search",
+    "export_onnx",
     "SearchConfig",
     "SearchResult",
     "QuantizedModel",

@@ -1,0 +1,62 @@
+"""``hwqnn export RUN_DIR``: write a finished run's quantized model as a Q/DQ ONNX file plus a JSON sidecar."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from ..errors import DataError, ExportError
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("onnx",)
+EXAMPLE_BATCH = 32
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export", help="export a finished run as ONNX with QuantizeLinear/DequantizeLinear (TensorRT-ready)",
+        description="Write RUN_DIR's quantized model as ONNX with explicit Q/DQ quantization, plus a JSON sidecar "
+                    "(policy, per-tensor scales and representation, TensorRT deployability, packed size).")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory (policy.yaml, metrics.json, model.pt)")
+    p.add_argument("--format", default="onnx", choices=FORMATS, help="output format (default: onnx)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13..21 (default: 17; --int4 selects 21)")
+    p.add_argument("--int4", action="store_true", help="store tensors whose codes fit 4 bits as INT4 (opset 21)")
+    p.add_argument("--out", default=None, help="output file (default: RUN_DIR/model.onnx); the sidecar "
+                                                "MODEL.quant.json is written beside it")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip running the file in ONNX Runtime against PyTorch")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..export import export_onnx
+    from ..run_dir import load_run
+
+    if args.format not in FORMATS:
+        raise ExportError(f"unknown export format {args.format!r}; supported: {', '.join(FORMATS)}")
+    loaded = load_run(args.run_dir)
+    example = _example_input(loaded.metrics, loaded.example_input)
+    out = Path(args.out) if args.out else loaded.path / "model.onnx"
+    report = export_onnx(loaded.model, example, out, opset=args.opset, int4=args.int4, verify=args.verify)
+    print(report.summary())
+    print(f"wrote {report.path} and {report.sidecar_path}")
+    return 0
+
+
+def _example_input(metrics: dict, fallback: torch.Tensor) -> torch.Tensor:
+    """A batch of the run's test data (the example fixes data-dependent branches and checks the grids);
+    Gaussian noise of the right shape when the data cannot be loaded."""
+    from ..data import load_dataset
+
+    name = metrics.get("data")
+    if name:
+        try:
+            data = load_dataset(name, metrics.get("data_dir"), seed=int(metrics.get("seed", 0)))
+            return data.test.tensors[0][:EXAMPLE_BATCH].float()
+        except DataError as exc:
+            log.warning("cannot load the run's data '%s' (%s); exporting with random inputs instead", name, exc)
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(EXAMPLE_BATCH, *fallback.shape[1:], generator=generator)
