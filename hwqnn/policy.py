@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import yaml
 
 from cost_models.precision import LayerPrecision, parse_uniform
 
+from ._io import atomic_write_text
 from .errors import PolicyError, SchemeError
 from .quantizers import create_scheme, get_scheme
 
@@ -182,19 +182,3 @@ class Policy:
 
     def summary_rows(self, layer_names: Sequence[str]) -> list[dict]:
         return [{"layer": n, **self.resolve(n).to_dict()} for n in layer_names]
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path

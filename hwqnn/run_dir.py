@@ -10,31 +10,16 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ._io import atomic_write_bytes, atomic_write_text
 from .errors import PolicyError, RunDirError
-from .policy import Policy, atomic_write_text
+from .policy import Policy
 
 REQUIRED_FILES = ("policy.yaml", "metrics.json", "model.pt")
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
