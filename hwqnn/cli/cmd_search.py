@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--bits", default="4/4", help="W/A bits of the uniform baseline (--method uniform)")
     p.add_argument("--scheme", default="uniform", help="scheme of the uniform baseline (--method uniform)")
     p.add_argument("--scheme-sharing", choices=("layer", "model"), default="layer")
+    p.add_argument("--single-path", action="store_true",
+                   help="sample one scheme per slot and step instead of mixing all (about 4x cheaper steps)")
     p.add_argument("--bits-range", default="2:8", help="MIN:MAX of the learned bitwidths")
     p.add_argument("--epochs", type=int, default=None,
                    help="search epochs (pretrain and fine-tune scale with it unless set)")
@@ -80,7 +82,7 @@ def run(args) -> int:
     config = SearchConfig(target=args.target, budgets=args.budget, method=args.method,
                           uniform_bits=_parse_pair(args.bits, "/", "--bits"), uniform_scheme=args.scheme,
                           scheme_sharing=args.scheme_sharing, bits_range=_parse_pair(args.bits_range, ":", "--bits-range"),
-                          seed=args.seed, device=args.device, **overrides)
+                          seed=args.seed, device=args.device, single_path=args.single_path, **overrides)
     out = Path(args.out) if args.out else Path("runs") / f"{model_name}-{args.target}-{time.strftime('%Y%m%d-%H%M%S')}"
     torch.manual_seed(args.seed)
     model = create_model(model_name, num_classes=data.num_classes)
