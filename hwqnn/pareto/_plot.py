@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..run_dir import atomic_write_bytes
+from .._io import atomic_write_bytes
 from ._analysis import REFERENCE_COST, REFERENCE_ERROR, objective_matrix, usable
 from ._front import non_dominated_mask
 from ._points import COST_KEYS, cost_label, display_unit

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._io import atomic_write_text
 from ..errors import RunDirError
-from ..policy import atomic_write_text
 from ..run_dir import atomic_write_json
 from ._points import POINT_COLUMNS
 

@@ -16,9 +16,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .._io import atomic_write_bytes, atomic_write_text
 from ..errors import RunDirError
-from ..policy import atomic_write_text
-from ..run_dir import atomic_write_bytes
 from . import _sections as sections
 from ._document import Document
 from ._html import render_html

@@ -111,11 +111,11 @@ def sweep_cost(doc: Document, groups: list[TargetRuns], csv: CsvSink) -> None:
     if cost.empty:
         return
     doc.section("Sweep cost").add(
-        "Measured wall-clock of each sweep: the first point is a full search; the later points warm-start from their "
-        "looser neighbour's search state with a shorter search and fine-tune. The last column multiplies the first "
-        "point by K: an estimate of K independent searches, not a measurement (see reports/sweep_cost.md for a "
-        "measured side-by-side comparison).",
-        Table("sweep_cost", "Sweep wall-clock (seconds).", tables.readable(cost), csv("sweep_cost", cost)))
+        "Measured wall-clock (and, where recorded, process CPU time, steadier on a shared machine) of each sweep: the "
+        "first point is a full search; the later points warm-start from their looser neighbour's search state with a "
+        "shorter search and fine-tune. The column 'K x first point' is an estimate of K independent searches, not a "
+        "measurement (see reports/sweep_cost.md for a measured side-by-side comparison).",
+        Table("sweep_cost", "Sweep cost (seconds).", tables.readable(cost), csv("sweep_cost", cost)))
 
 
 def profiles(doc: Document, groups: list[TargetRuns], csv: CsvSink) -> None:
