@@ -1,26 +1,11 @@
 """One real, very short budget sweep per session, on a digits subset with tiny_cnn."""
 
 import pytest
-import torch
-from torch.utils.data import Subset
 
-from hwqnn.data import load_dataset
-from hwqnn.models import create_model
 from hwqnn.pareto import run_sweep
 
 SHORT = dict(pretrain_epochs=1, search_epochs=1, finetune_epochs=0, batch_size=128, single_path=True, seed=0)
 
-
-@pytest.fixture(scope="session")
-def small_digits():
-    data = load_dataset("digits", seed=0)
-    return Subset(data.train, range(128)), Subset(data.test, range(100))
-
-
-@pytest.fixture(scope="session")
-def float_tiny_cnn():
-    torch.manual_seed(0)
-    return create_model("tiny_cnn", num_classes=10)
 
 
 @pytest.fixture(scope="session")

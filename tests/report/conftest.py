@@ -7,28 +7,13 @@ They are written by ``hwqnn.search`` (what ``hwqnn search`` calls) with the meta
 import copy
 
 import pytest
-import torch
-from torch.utils.data import Subset
 
 import hwqnn
-from hwqnn.data import load_dataset
-from hwqnn.models import create_model
 from hwqnn.pareto import run_sweep
 
 #: pretrain 1 epoch, search 1 epoch, no fine-tuning, one sampled scheme per slot: seconds, not minutes.
 SHORT = dict(pretrain_epochs=1, search_epochs=1, finetune_epochs=0, batch_size=128, single_path=True, seed=0)
 
-
-@pytest.fixture(scope="session")
-def small_digits():
-    data = load_dataset("digits", seed=0)
-    return Subset(data.train, range(128)), Subset(data.test, range(100))
-
-
-@pytest.fixture(scope="session")
-def float_tiny_cnn():
-    torch.manual_seed(0)
-    return create_model("tiny_cnn", num_classes=10)
 
 
 def search_meta(target):
