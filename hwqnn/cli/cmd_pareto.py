@@ -48,7 +48,7 @@ def add_study_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--short-fraction", type=float, default=0.125,
                    help="search and fine-tune epochs of warm-started points, as a fraction of the first point's")
     p.add_argument("--no-warm-start", action="store_true", help="run every point as an independent full search")
-    p.add_argument("--single-path", action="store_true", help="sample one scheme per slot and step (much cheaper)")
+    p.add_argument("--single-path", action="store_true", help="cheap sampled search (2 sampled schemes per activation slot)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--train-limit", type=int, default=None,
                    help="use this many training images (seeded random subset) for search, fine-tune and baselines; "

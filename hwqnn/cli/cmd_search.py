@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("--scheme", default="uniform", help="scheme of the uniform baseline (--method uniform)")
     p.add_argument("--scheme-sharing", choices=("layer", "model"), default="layer")
     p.add_argument("--single-path", action="store_true",
-                   help="sample one scheme per slot and step instead of mixing all (about 4x cheaper steps)")
+                   help="cheap sampled search: each activation slot mixes 2 Gumbel-sampled schemes per step instead of all")
     p.add_argument("--bits-range", default="2:8", help="MIN:MAX of the learned bitwidths")
     p.add_argument("--epochs", type=int, default=None,
                    help="search epochs (pretrain and fine-tune scale with it unless set)")

@@ -5,7 +5,9 @@ A slot is in one of three modes:
 * ``float``: bypass, returns its input unchanged;
 * ``search``: holds scheme logits ``alpha`` (QSS) and a continuous bitwidth ``b~`` (QPL); the output is
   the probability-weighted mix of every candidate scheme's quantization at ``b~``, so the layer still
-  runs one conv/matmul on the mixed tensor;
+  runs one conv/matmul on the mixed tensor. With ``single_path`` (the cheap sampled mode) weights
+  still mix every candidate (they are small), activations mix only two Gumbel-sampled candidates,
+  and eval mode runs the argmax scheme;
 * ``fixed``: one scheme at one integer bitwidth (a finalized policy).
 """
 
@@ -142,17 +144,31 @@ class QuantSlot(nn.Module):
         if self.single_path:
             if not self.training:  # evaluate the network the search would pick now
                 return self.candidates[self.argmax_scheme()](x, bits)
-            # One sampled scheme per step (straight-through hard Gumbel): the value is that scheme's
-            # output, the gradient reaches every logit through the soft sample.
-            sample = F.gumbel_softmax(self.logits.alpha, tau=self.temperature, hard=True)
-            k = int(sample.detach().argmax())
-            return sample[k] * self.candidates[self.scheme_names[k]](x, bits)
+            if self.role != "weight" and len(self.scheme_names) > 1:
+                return self._two_sampled_paths(x, bits)
+            # Weights are small: mixing every candidate costs little and gives the exact DNAS gradient.
         probs = self.probabilities()
         out = None
         for i, scheme in enumerate(self.candidates.values()):
             term = probs[i] * scheme(x, bits)
             out = term if out is None else out + term
         return out
+
+    def _two_sampled_paths(self, x: Tensor, bits: Tensor) -> Tensor:
+        """Mix two schemes drawn without replacement (Gumbel top-2), weighted by their renormalised probabilities.
+
+        Why two and not one: a layer followed by BatchNorm is invariant to the scale of its input, so
+        the straight-through gradient of a single sampled path, ``<dL/dy, q_k(x)>``, is close to zero
+        and carries no signal about which scheme is better. With two paths the logit gradient is
+        proportional to ``<dL/dy, q_a(x) - q_b(x)>``: a comparison of the two schemes (as in
+        ProxylessNAS's binary gates), at the price of two quantizations instead of eight.
+        """
+        alpha = self.logits.alpha / self.temperature
+        noise = -torch.empty_like(alpha).exponential_().log()  # standard Gumbel samples
+        pair = torch.topk(alpha.detach() + noise, 2).indices
+        weights = torch.softmax(alpha[pair], dim=0)
+        first, second = (self.candidates[self.scheme_names[int(k)]] for k in pair)
+        return weights[0] * first(x, bits) + weights[1] * second(x, bits)
 
     def extra_repr(self) -> str:
         if self.mode == "fixed":

@@ -31,10 +31,11 @@ class SearchConfig:
     t_start: float = 2.0
     t_end: float = 0.2
     gumbel: bool = False
-    single_path: bool = False  # sample one scheme per slot and step instead of mixing all (cheaper)
+    single_path: bool = False  # cheap sampled mode: activations mix 2 sampled schemes, not all (weights mix all)
     rho: float = 1.0
     dual_lr: float = 0.05
-    sensitivity_weight: float = 4.0
+    sensitivity_weight: float = 10.0
+    prior_weight: float = 1.0  # weight of -log p(scheme) in the finalize MILP
     cost_batch_size: int = 1
     augment: bool = False
     seed: int = 0

@@ -3,6 +3,8 @@ weights; model-wide scheme sharing gives all weight slots one alpha (and all act
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -85,13 +87,41 @@ def test_model_wide_sharing_uses_one_alpha_per_role(zoo, quiet_convert, name):
         torch.testing.assert_close(shared_slot.logits.alpha.grad, summed, rtol=1e-4, atol=1e-7)
 
 
-def test_single_path_sampling_still_reaches_every_scheme_logit(zoo, quiet_convert):
+def test_sampled_mode_weights_mix_every_scheme_and_activations_compare_two(zoo, quiet_convert):
     qmodel, example = _search_model(zoo, quiet_convert, "tiny_cnn")
     for _, _, slot in qmodel.slots():
         slot.single_path = True
     torch.manual_seed(0)
     _backward(qmodel, example)
+    compared = 0
     for layer, role, slot in qmodel.slots():
         grad = slot.logits.alpha.grad
-        assert grad is not None and bool((grad != 0).all()), f"{layer} {role}: {grad}"
-        assert slot.bits.grad is not None
+        assert grad is not None and slot.bits.grad is not None
+        if role == "weight":
+            assert bool((grad != 0).all()), f"{layer} weight: {grad}"
+        else:
+            # Two sampled schemes under a softmax over the pair: their gradients cancel, the rest are 0.
+            # (Both are 0 when the pair quantizes identically, e.g. binary and ternary on ReLU outputs.)
+            nonzero = int((grad != 0).sum())
+            assert nonzero in (0, 2), f"{layer} activation: {grad}"
+            torch.testing.assert_close(grad.sum(), grad.new_zeros(()), atol=1e-6, rtol=0)
+            compared += nonzero == 2
+    assert compared >= 1
+
+
+def test_sampled_mode_weight_gradient_equals_the_mixture(zoo, quiet_convert):
+    """Weights mix every scheme in both modes, so their logit gradients must agree exactly."""
+    sampled, example = _search_model(zoo, quiet_convert, "tiny_cnn")
+    mixed = copy.deepcopy(sampled)
+    for _, role, slot in sampled.slots():
+        slot.single_path = True
+        if role == "activation":  # make the activation side identical too: one candidate dominates
+            slot.logits.alpha.data[:] = torch.tensor([0.0] + [-1e4] * (slot.logits.alpha.numel() - 1))
+    for (_, role, slot), (_, _, twin) in zip(sampled.slots(), mixed.slots()):
+        twin.logits.alpha.data.copy_(slot.logits.alpha.data)
+    torch.manual_seed(0)
+    _backward(sampled, example)
+    _backward(mixed, example)
+    for (layer, role, a), (_, _, b) in zip(sampled.slots(), mixed.slots()):
+        if role == "weight":
+            torch.testing.assert_close(a.logits.alpha.grad, b.logits.alpha.grad, rtol=1e-4, atol=1e-7)
