@@ -122,12 +122,19 @@ class QuantizedModel(nn.Module):
         return self
 
     def current_policy(self) -> Policy:
-        """The fixed policy the slots hold now (float slots are reported as float 32)."""
+        """The policy the slots hold now: fixed slots as fixed, search slots as what the search would
+        pick now (argmax scheme at the rounded continuous bitwidth), float slots as float 32."""
         layers = {}
         for op in self.quant_ops():
             sides = []
             for slot in op.slots:
-                sides += [slot.fixed_scheme, slot.fixed_bits] if slot.mode == "fixed" else [FLOAT, 32]
+                if slot.mode == "fixed":
+                    sides += [slot.fixed_scheme, slot.fixed_bits]
+                elif slot.mode == "search":
+                    scheme = slot.argmax_scheme()
+                    sides += [scheme, slot.candidates[scheme].effective_bits(round(float(slot.continuous_bits())))]
+                else:
+                    sides += [FLOAT, 32]
             layers[op.layer_name] = LayerPolicy(*sides)
         return Policy(layers)
 

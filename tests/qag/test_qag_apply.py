@@ -165,3 +165,15 @@ def test_converted_model_starts_in_the_callers_mode(zoo, training):
     qmodel = hwqnn.convert(model, example)
     assert qmodel.training is training and model.training is training
     assert all(m.training is training for m in qmodel.modules())
+
+
+def test_current_policy_of_a_search_model_is_its_argmax_at_rounded_bits(zoo, quiet_convert):
+    model, example = zoo("tiny_cnn")
+    qmodel = quiet_convert(model, example).set_search()
+    with torch.no_grad():
+        for _, role, slot in qmodel.slots():
+            slot.logits.alpha.zero_()
+            slot.logits.alpha[slot.scheme_names.index("pot" if role == "weight" else "binary")] = 1.0
+            slot.bits.fill_(5.4)
+    current = qmodel.current_policy()
+    assert set(current.layers.values()) == {LayerPolicy("pot", 5, "binary", 1)}
