@@ -36,6 +36,7 @@ class SearchConfig:
     dual_lr: float = 0.05
     sensitivity_weight: float = 10.0
     prior_weight: float = 1.0  # weight of -log p(scheme) in the finalize MILP
+    bits_weight: float = 0.25  # weight of (bits - learned b~)^2 in the finalize MILP
     cost_batch_size: int = 1
     augment: bool = False
     seed: int = 0

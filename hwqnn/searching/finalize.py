@@ -5,8 +5,8 @@ The objective stays close to what the search learned and to what the data says:
 
 * ``prior_weight * -log p(scheme)``, with ``p`` the slot's learned scheme distribution (softmax of
   the logits at temperature 1): the search's preference, as a cost rather than a hard rule;
-* ``(bits - b~)^2``, the distance to the learned continuous bitwidth (bit-width-free schemes such as
-  binary and ternary ignore ``b~`` in the search, so they pay none);
+* ``bits_weight * (effective bits - b~)^2``, the distance to the learned continuous bitwidth (binary
+  counts as 1 bit and ternary as 2, whatever ``b~``: a slot that learned 6 bits is far from binary);
 * ``sensitivity_weight * relative quantization MSE`` of the layer's real weight / input activation at
   that option, measured on a batch of training data.
 
@@ -240,7 +240,8 @@ def _scheme_prior(slot) -> dict[str, float]:
 
 
 def build_options(space, captured: Mapping[int, torch.Tensor], all_schemes: bool = True,
-                  sensitivity_weight: float = 10.0, prior_weight: float = 1.0) -> list[LayerOptions]:
+                  sensitivity_weight: float = 10.0, prior_weight: float = 1.0,
+                  bits_weight: float = 0.25) -> list[LayerOptions]:
     """Candidate options and objective terms per layer (every scheme, or only the argmax schemes)."""
     out = []
     for op in space.ops:
@@ -252,10 +253,9 @@ def build_options(space, captured: Mapping[int, torch.Tensor], all_schemes: bool
             options, objective = [], []
             for scheme in (slot.scheme_names if all_schemes else [slot.argmax_scheme()]):
                 module = slot.candidates[scheme]
-                bit_free = module.fixed_bits is not None
-                for bits in ([module.fixed_bits] if bit_free else range(b_min, b_max + 1)):
+                for bits in ([module.fixed_bits] if module.fixed_bits is not None else range(b_min, b_max + 1)):
                     options.append(Option(scheme, int(bits)))
-                    cost = 0.0 if bit_free else (bits - learned) ** 2
+                    cost = bits_weight * (module.effective_bits(int(bits)) - learned) ** 2
                     cost += prior_weight * prior[scheme]
                     cost += sensitivity_weight * _relative_error(slot, scheme, int(bits), captured.get(id(slot)))
                     objective.append(cost)
@@ -265,14 +265,15 @@ def build_options(space, captured: Mapping[int, torch.Tensor], all_schemes: bool
 
 
 def finalize_policy(space, bounds: Mapping[str, float], target: str, captured: Mapping[int, torch.Tensor],
-                    sensitivity_weight: float = 10.0, prior_weight: float = 1.0) -> tuple[Policy, dict[str, float], dict]:
+                    sensitivity_weight: float = 10.0, prior_weight: float = 1.0,
+                    bits_weight: float = 0.25) -> tuple[Policy, dict[str, float], dict]:
     """Schemes and bits of every layer by one MILP over all (scheme, bits) options.
 
     Returns (policy, MILP totals, info); ``info["schemes_changed"]`` lists the slots whose chosen scheme
     differs from the search's argmax. Raises BudgetInfeasibleError with the smallest achievable value
     of each budgeted cost when no option fits.
     """
-    layers = build_options(space, captured, True, sensitivity_weight, prior_weight)
+    layers = build_options(space, captured, True, sensitivity_weight, prior_weight, bits_weight)
     tables = option_costs(space.cost_model, space.ops, layers)
     solved = solve(layers, tables, bounds)
     if solved is None:

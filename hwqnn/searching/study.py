@@ -112,7 +112,8 @@ class Study:
         """Fail before training if no integer policy over every scheme and bit can meet the budgets."""
         from .finalize import build_options, option_costs, solve
 
-        layers = build_options(self.space, {}, all_schemes=True, sensitivity_weight=0.0, prior_weight=0.0)
+        layers = build_options(self.space, {}, all_schemes=True, sensitivity_weight=0.0, prior_weight=0.0,
+                               bits_weight=0.0)
         tables = option_costs(self.cost_model, self.space.ops, layers)
         if solve(layers, tables, self.bounds, time_limit=30.0) is None:
             minima = smallest_achievable(layers, tables, list(self.bounds))
@@ -282,7 +283,7 @@ class Study:
             batch = torch.stack([self.train_data[i][0] for i in range(min(128, len(self.train_data)))]).to(self.device)
             captured = capture_slot_inputs(self.qmodel, batch)
             policy, totals, info = finalize_policy(self.space, self.bounds, self.profile.name, captured,
-                                                   cfg.sensitivity_weight, cfg.prior_weight)
+                                                   cfg.sensitivity_weight, cfg.prior_weight, cfg.bits_weight)
             policy.meta.update({"method": "search", "milp_totals": totals, **info})
             self.policy = policy
         self.policy.meta.update({"target": self.profile.name, "model": self.meta.get("model", "custom")})
