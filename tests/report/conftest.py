@@ -11,7 +11,7 @@ import pytest
 import hwqnn
 from hwqnn.pareto import run_sweep
 
-#: pretrain 1 epoch, search 1 epoch, no fine-tuning, one sampled scheme per slot: seconds, not minutes.
+#: pretrain 1 epoch, search 1 epoch, no fine-tuning, the cheap sampled search: seconds, not minutes.
 SHORT = dict(pretrain_epochs=1, search_epochs=1, finetune_epochs=0, batch_size=128, single_path=True, seed=0)
 
 
