@@ -37,6 +37,7 @@ class SearchConfig:
     sensitivity_weight: float = 10.0
     prior_weight: float = 1.0  # weight of -log p(scheme) in the finalize MILP
     bits_weight: float = 0.25  # weight of (bits - learned b~)^2 in the finalize MILP
+    device_cost_weight: float = 10.0  # weight of latency + energy (fractions of w8a8) in the finalize MILP
     cost_batch_size: int = 1
     augment: bool = False
     seed: int = 0

@@ -8,7 +8,9 @@ The objective stays close to what the search learned and to what the data says:
 * ``bits_weight * (effective bits - b~)^2``, the distance to the learned continuous bitwidth (binary
   counts as 1 bit and ternary as 2, whatever ``b~``: a slot that learned 6 bits is far from binary);
 * ``sensitivity_weight * relative quantization MSE`` of the layer's real weight / input activation at
-  that option, measured on a batch of training data.
+  that option, measured on a batch of training data;
+* ``device_cost_weight * (latency / w8a8 latency + energy / w8a8 energy)`` of the option: a tie-breaker
+  toward what the device runs cheaper, so unbudgeted costs do not grow for nothing.
 
 Why not "argmax scheme, then MILP over bits": under a tight budget the search's expected costs push
 the logits toward the cheapest scheme, and a hard argmax then throws away the budget the MILP could
@@ -54,6 +56,7 @@ class LayerOptions:
     act: list[Option]
     weight_objective: np.ndarray
     act_objective: np.ndarray
+    pair_objective: np.ndarray | None = None  # [len(weight), len(act)] terms that depend on both sides
 
 
 def _kind(slot, scheme: str, bits: int) -> int:
@@ -104,7 +107,8 @@ def solve(layers: Sequence[LayerOptions], tables: Sequence[Mapping[str, np.ndarr
 
     c = np.zeros(n_vars)
     if objective_only is None:
-        c[:n_x] = np.concatenate([(lo.weight_objective[:, None] + lo.act_objective[None, :]).reshape(-1)
+        c[:n_x] = np.concatenate([(lo.weight_objective[:, None] + lo.act_objective[None, :]
+                                   + (0.0 if lo.pair_objective is None else lo.pair_objective)).reshape(-1)
                                   for lo in layers])
     elif objective_only == "peak_memory_bytes":
         c[:n_x] = flat["size_bytes"]
@@ -264,9 +268,25 @@ def build_options(space, captured: Mapping[int, torch.Tensor], all_schemes: bool
     return out
 
 
+def add_device_cost(layers: Sequence[LayerOptions], tables, reference: Mapping[str, float], weight: float) -> None:
+    """Charge each option its latency and energy as fractions of the reference (w8a8) totals.
+
+    A tie-breaker, not a budget: among options of similar accuracy, prefer the one the device runs
+    cheaper, so that an unbudgeted latency or energy does not grow for nothing (e.g. a power-of-two
+    weight that a GPU cannot run natively, chosen over an int grid of the same error).
+    """
+    for lo, table in zip(layers, tables):
+        pair = np.zeros((len(lo.weight), len(lo.act)))
+        for key in ("latency_s", "energy_j"):
+            if reference.get(key):
+                pair += table[key] / reference[key]
+        lo.pair_objective = weight * pair
+
+
 def finalize_policy(space, bounds: Mapping[str, float], target: str, captured: Mapping[int, torch.Tensor],
                     sensitivity_weight: float = 10.0, prior_weight: float = 1.0,
-                    bits_weight: float = 0.25) -> tuple[Policy, dict[str, float], dict]:
+                    bits_weight: float = 0.25, device_cost_weight: float = 10.0,
+                    reference: Mapping[str, float] | None = None) -> tuple[Policy, dict[str, float], dict]:
     """Schemes and bits of every layer by one MILP over all (scheme, bits) options.
 
     Returns (policy, MILP totals, info); ``info["schemes_changed"]`` lists the slots whose chosen scheme
@@ -275,6 +295,8 @@ def finalize_policy(space, bounds: Mapping[str, float], target: str, captured: M
     """
     layers = build_options(space, captured, True, sensitivity_weight, prior_weight, bits_weight)
     tables = option_costs(space.cost_model, space.ops, layers)
+    if reference and device_cost_weight:
+        add_device_cost(layers, tables, reference, device_cost_weight)
     solved = solve(layers, tables, bounds)
     if solved is None:
         minima = smallest_achievable(layers, tables, list(bounds))

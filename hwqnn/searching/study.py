@@ -283,7 +283,8 @@ class Study:
             batch = torch.stack([self.train_data[i][0] for i in range(min(128, len(self.train_data)))]).to(self.device)
             captured = capture_slot_inputs(self.qmodel, batch)
             policy, totals, info = finalize_policy(self.space, self.bounds, self.profile.name, captured,
-                                                   cfg.sensitivity_weight, cfg.prior_weight, cfg.bits_weight)
+                                                   cfg.sensitivity_weight, cfg.prior_weight, cfg.bits_weight,
+                                                   cfg.device_cost_weight, self.reference)
             policy.meta.update({"method": "search", "milp_totals": totals, **info})
             self.policy = policy
         self.policy.meta.update({"target": self.profile.name, "model": self.meta.get("model", "custom")})

@@ -59,3 +59,20 @@ def test_finalize_raises_with_the_smallest_achievable_size(tiny_cnn, digits):
     space, captured, _ = _space(tiny_cnn, digits, "uniform")
     with pytest.raises(hwqnn.errors.BudgetInfeasibleError, match="smallest achievable"):
         finalize_policy(space, {"size_bytes": 1.0}, "jetson-orin-nano", captured)
+
+
+def test_device_cost_term_never_makes_latency_plus_energy_worse(tiny_cnn, digits):
+    """With the tie-breaker the MILP's optimum can only be cheaper on the device (an exchange argument)."""
+    space, captured, cost_model = _space(tiny_cnn, digits, "pot")  # power-of-two: no native kernel on a GPU
+    names = [op.layer_name for op in space.ops]
+    reference = cost_model.evaluate(cost_models.resolve_precisions("w8a8", names))
+    reference = {"latency_s": reference.latency_s, "energy_j": reference.energy_j}
+    bounds = {"size_bytes": _size_of_w4a4(cost_model, space)}
+    _, plain, _ = finalize_policy(space, bounds, "jetson-orin-nano", captured, device_cost_weight=0.0)
+    _, aware, _ = finalize_policy(space, bounds, "jetson-orin-nano", captured, reference=reference)
+
+    def device(totals):
+        return sum(totals[k] / reference[k] for k in reference)
+
+    assert device(aware) <= device(plain) + 1e-9
+    assert aware["size_bytes"] <= bounds["size_bytes"]
