@@ -88,15 +88,29 @@ def test_uniform_baseline(tiny_cnn, digits):
 
 
 def test_targets_matter(tiny_cnn, digits):
-    """Same model, same budgets, two devices: different per-layer policies; and what low bits buy differs."""
+    """Same model, same budget, two devices: what low bits buy differs, and so do the policies.
+
+    Only latency is budgeted (at the w8a8 level), so nothing forces bits down. On BitFusion fewer bits
+    cut latency and energy, and the finalize MILP's device-cost term takes them where accuracy allows;
+    on a Jetson GPU every sub-8-bit integer runs as int8 and costs the same, so the weights stay wide.
+    """
     import copy
 
-    budgets = ["size=0.5x", "latency=1.0x"]
+    def weight_bits(result):
+        return sum(lp.w_bits for lp in result.policy.layers.values())
+
+    budgets = ["latency=1.0x"]
     on_bitfusion = hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, target="bitfusion",
                                 budgets=budgets, **FAST)
     on_jetson = hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, target="jetson-orin-nano",
                              budgets=budgets, **FAST)
     assert on_bitfusion.policy.layers != on_jetson.policy.layers
+    assert weight_bits(on_bitfusion) < weight_bits(on_jetson)
+    bf, bf_w8a8 = on_bitfusion.metrics["costs"], on_bitfusion.metrics["reference_w8a8"]
+    jetson, jetson_w8a8 = on_jetson.metrics["costs"], on_jetson.metrics["reference_w8a8"]
+    assert bf["energy_j"] < 0.95 * bf_w8a8["energy_j"]
+    assert jetson["latency_s"] == pytest.approx(jetson_w8a8["latency_s"])
+    assert jetson["energy_j"] == pytest.approx(jetson_w8a8["energy_j"])
     # On BitFusion low bits buy latency: a 10% latency cut is reachable ...
     fast = hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, target="bitfusion",
                         budgets=["latency=0.9x"], **FAST)
@@ -106,9 +120,7 @@ def test_targets_matter(tiny_cnn, digits):
     with pytest.raises(BudgetInfeasibleError, match="smallest achievable") as info:
         hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, target="jetson-orin-nano",
                      budgets=["latency=0.9x"], **FAST)
-    w8a8 = on_jetson.metrics["reference_w8a8"]
-    assert f"{w8a8['latency_s'] * 1e3:.4g} ms" in str(info.value)
-    assert on_jetson.metrics["costs"]["size_bytes"] <= 0.5 * w8a8["size_bytes"]
+    assert f"{jetson_w8a8['latency_s'] * 1e3:.4g} ms" in str(info.value)
 
 
 def test_default_budgets_are_feasible_on_every_profile(tiny_cnn, digits):
