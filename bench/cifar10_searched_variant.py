@@ -21,7 +21,6 @@ import hwqnn
 from hwqnn.data import load_dataset
 from hwqnn.models import create_model
 
-
 EXTRA = "Extra rows, each appended by its own command:"
 
 

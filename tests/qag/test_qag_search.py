@@ -117,11 +117,11 @@ def test_sampled_mode_weight_gradient_equals_the_mixture(zoo, quiet_convert):
         slot.single_path = True
         if role == "activation":  # make the activation side identical too: one candidate dominates
             slot.logits.alpha.data[:] = torch.tensor([0.0] + [-1e4] * (slot.logits.alpha.numel() - 1))
-    for (_, role, slot), (_, _, twin) in zip(sampled.slots(), mixed.slots()):
+    for (_, _, slot), (_, _, twin) in zip(sampled.slots(), mixed.slots()):
         twin.logits.alpha.data.copy_(slot.logits.alpha.data)
     torch.manual_seed(0)
     _backward(sampled, example)
     _backward(mixed, example)
-    for (layer, role, a), (_, _, b) in zip(sampled.slots(), mixed.slots()):
+    for (_, role, a), (_, _, b) in zip(sampled.slots(), mixed.slots()):
         if role == "weight":
             torch.testing.assert_close(a.logits.alpha.grad, b.logits.alpha.grad, rtol=1e-4, atol=1e-7)
