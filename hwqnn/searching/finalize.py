@@ -243,10 +243,9 @@ def _scheme_prior(slot) -> dict[str, float]:
     return {name: float(-log_p[i]) for i, name in enumerate(slot.scheme_names)}
 
 
-def build_options(space, captured: Mapping[int, torch.Tensor], all_schemes: bool = True,
-                  sensitivity_weight: float = 10.0, prior_weight: float = 1.0,
+def build_options(space, captured: Mapping[int, torch.Tensor], sensitivity_weight: float = 10.0, prior_weight: float = 1.0,
                   bits_weight: float = 0.25) -> list[LayerOptions]:
-    """Candidate options and objective terms per layer (every scheme, or only the argmax schemes)."""
+    """Every (scheme, bits) option of every slot, with its objective terms."""
     out = []
     for op in space.ops:
         sides = []
@@ -255,7 +254,7 @@ def build_options(space, captured: Mapping[int, torch.Tensor], all_schemes: bool
             prior = _scheme_prior(slot)
             b_min, b_max = slot.bits_range
             options, objective = [], []
-            for scheme in (slot.scheme_names if all_schemes else [slot.argmax_scheme()]):
+            for scheme in slot.scheme_names:
                 module = slot.candidates[scheme]
                 for bits in ([module.fixed_bits] if module.fixed_bits is not None else range(b_min, b_max + 1)):
                     options.append(Option(scheme, int(bits)))
@@ -293,7 +292,7 @@ def finalize_policy(space, bounds: Mapping[str, float], target: str, captured: M
     differs from the search's argmax. Raises BudgetInfeasibleError with the smallest achievable value
     of each budgeted cost when no option fits.
     """
-    layers = build_options(space, captured, True, sensitivity_weight, prior_weight, bits_weight)
+    layers = build_options(space, captured, sensitivity_weight, prior_weight, bits_weight)
     tables = option_costs(space.cost_model, space.ops, layers)
     if reference and device_cost_weight:
         add_device_cost(layers, tables, reference, device_cost_weight)

@@ -112,7 +112,7 @@ class Study:
         """Fail before training if no integer policy over every scheme and bit can meet the budgets."""
         from .finalize import build_options, option_costs, solve
 
-        layers = build_options(self.space, {}, all_schemes=True, sensitivity_weight=0.0, prior_weight=0.0,
+        layers = build_options(self.space, {}, sensitivity_weight=0.0, prior_weight=0.0,
                                bits_weight=0.0)
         tables = option_costs(self.cost_model, self.space.ops, layers)
         if solve(layers, tables, self.bounds, time_limit=30.0) is None:
