@@ -189,6 +189,15 @@ def infeasible_message(target: str, bounds: Mapping[str, float], minima: Mapping
             + ". Loosen the budgets (e.g. --budget latency=1.2x) or widen --bits-range.")
 
 
+def solve_or_raise(layers, tables, bounds: Mapping[str, float], target: str, what: str, time_limit: float = 60.0):
+    """``solve``, or BudgetInfeasibleError stating the smallest achievable value of each budgeted cost."""
+    solved = solve(layers, tables, bounds, time_limit=time_limit)
+    if solved is None:
+        minima = smallest_achievable(layers, tables, list(bounds))
+        raise BudgetInfeasibleError(infeasible_message(target, bounds, minima, what))
+    return solved
+
+
 def to_policy(layers: Sequence[LayerOptions], choice) -> Policy:
     entries = {}
     for lo, (i, j) in zip(layers, choice):
@@ -296,11 +305,7 @@ def finalize_policy(space, bounds: Mapping[str, float], target: str, captured: M
     tables = option_costs(space.cost_model, space.ops, layers)
     if reference and device_cost_weight:
         add_device_cost(layers, tables, reference, device_cost_weight)
-    solved = solve(layers, tables, bounds)
-    if solved is None:
-        minima = smallest_achievable(layers, tables, list(bounds))
-        raise BudgetInfeasibleError(infeasible_message(target, bounds, minima, "integer"))
-    choice, totals = solved
+    choice, totals = solve_or_raise(layers, tables, bounds, target, "integer")
     policy = to_policy(layers, choice)
     changed = []
     for op in space.ops:

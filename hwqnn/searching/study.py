@@ -27,7 +27,7 @@ from ..run_dir import atomic_torch_save, atomic_write_json
 from .budgets import METRICS, parse_budgets, resolve_budgets
 from .config import SearchConfig
 from .constraints import AugmentedLagrangian
-from .finalize import capture_slot_inputs, finalize_policy, infeasible_message, smallest_achievable
+from .finalize import capture_slot_inputs, finalize_policy
 from .space import SearchSpace
 from .train import evaluate, train_epoch
 
@@ -110,16 +110,11 @@ class Study:
 
     def _check_feasible(self) -> None:
         """Fail before training if no integer policy over every scheme and bit can meet the budgets."""
-        from .finalize import build_options, option_costs, solve
+        from .finalize import build_options, option_costs, solve_or_raise
 
-        layers = build_options(self.space, {}, sensitivity_weight=0.0, prior_weight=0.0,
-                               bits_weight=0.0)
+        layers = build_options(self.space, {}, sensitivity_weight=0.0, prior_weight=0.0, bits_weight=0.0)
         tables = option_costs(self.cost_model, self.space.ops, layers)
-        if solve(layers, tables, self.bounds, time_limit=30.0) is None:
-            minima = smallest_achievable(layers, tables, list(self.bounds))
-            from ..errors import BudgetInfeasibleError
-
-            raise BudgetInfeasibleError(infeasible_message(self.profile.name, self.bounds, minima, "quantized"))
+        solve_or_raise(layers, tables, self.bounds, self.profile.name, "quantized", time_limit=30.0)
 
     # --- checkpoints ---------------------------------------------------------------------------
     def _checkpoint(self, optimizers: list | None = None, schedulers: list | None = None) -> None:
