@@ -2,13 +2,14 @@
 
 from .calibrate import CalibrationReport, calibrate
 from .cost_model import CostModel
-from .errors import CalibrationError, CostModelError, PolicyFormatError, ProfileError, WorkloadError
+from .errors import CalibrationError, CostModelError, PolicyFormatError, ProfileError, WorkloadError, YamlFileError
 from .estimate import estimate
 from .precision import COMPUTE_KINDS, LayerPrecision, parse_uniform, resolve_precisions
 from .profile import HardwareProfile
 from .profile_loader import list_profiles, load_profile, profile_aliases
 from .report import CostReport
 from .workload import LayerInfo, Workload, extract_workload, layer_info
+from .yaml_io import read_yaml_file
 
 __all__ = [
     "CostModelError",
@@ -16,6 +17,8 @@ __all__ = [
     "WorkloadError",
     "PolicyFormatError",
     "CalibrationError",
+    "YamlFileError",
+    "read_yaml_file",
     "LayerPrecision",
     "COMPUTE_KINDS",
     "parse_uniform",

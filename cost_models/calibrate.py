@@ -135,12 +135,19 @@ def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | 
     report = CalibrationReport(device=base.name, fitted=fitted, params_before=before, params_after=after,
                                rows=table, success=bool(result.success), message=str(result.message))
     if out_path is not None:
-        out = Path(out_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        raw = calibrated.to_dict()
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
-        os.replace(tmp, out)
-        calibrated = load_profile(out)
-        report.out_path = str(out)
+        calibrated = _write_profile(calibrated, Path(out_path))
+        report.out_path = str(out_path)
     return calibrated, report
+
+
+def _write_profile(profile: HardwareProfile, out: Path) -> HardwareProfile:
+    """Write ``profile`` as YAML (temporary file, then rename) and read it back, which validates it."""
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(yaml.safe_dump(profile.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(out) else ""
+        raise CalibrationError(f"cannot write the calibrated profile {out}: {exc.strerror or exc}{where}") from None
+    return load_profile(out)

@@ -14,6 +14,7 @@ replaces the hard max when ``smooth=True``; reports use the hard max.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Sequence
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import CostModelError, PolicyFormatError
+from .errors import CostModelError, PolicyFormatError, ProfileError
 from .execution import KIND_INDEX, MAX_BITS
 from .precision import COMPUTE_KINDS, LayerPrecision
 from .profile import HardwareProfile
@@ -31,6 +32,8 @@ from .workload import Workload
 
 SMOOTH_TEMPERATURE = 0.02  # of (compute + memory): the smooth max overshoots the hard max by <= 1.4%
 PEAK_TEMPERATURE = 0.01  # of the largest activation term, for the smooth peak-memory max
+#: Largest worst-case total cost (s or J) accepted: far beyond any real device, far below float32 overflow.
+COST_CEILING = 1e30
 SCALE_BYTES_PER_CHANNEL = 4  # one fp32 scale per output channel of a quantized weight
 FLOAT = KIND_INDEX["float"]
 
@@ -53,6 +56,16 @@ def workload_columns(workload: Workload, dtype: torch.dtype, device: torch.devic
     return per_workload[key]
 
 
+def _inverse(value: float) -> float:
+    """1 / value, or inf for a value <= 0 (so a broken hand-made profile reads as out of range, not a crash)."""
+    return math.inf if not value > 0 else 1.0 / value
+
+
+def _largest(values: list[float]) -> float:
+    """The largest value, inf if any is NaN or infinite (plain max() lets a NaN slip through), 0 if none."""
+    return math.inf if not all(math.isfinite(v) for v in values) else max(values, default=0.0)
+
+
 def smooth_max(a: Tensor, b: Tensor, temperature: float = SMOOTH_TEMPERATURE) -> Tensor:
     """log-sum-exp max of two non-negative tensors, its temperature relative to their size."""
     scale = ((a + b).detach() * temperature).clamp_min(1e-30)
@@ -72,6 +85,41 @@ class CostModel:
         self.batch_size = batch_size
         self.devices = (self.profile, self.profile.fallback_profile or self.profile)
         self._cache: dict = {}
+        self._check_worst_case()
+
+    def _check_worst_case(self) -> None:
+        """Refuse a profile whose costs could overflow to inf (and blend to NaN) on this workload.
+
+        An upper bound of every cost over every kind and bitwidth: the slowest and costliest MAC of the
+        execution tables, every byte at 32 bits on the slowest and costliest memory level. Validated
+        profiles always pass; this guards profiles built in code (``with_params``, hand-made objects).
+        """
+        tables = self.profile.execution_tables()
+        layers = self.workload.layers
+        batch = self.batch_size
+        macs = sum(layer.macs for layer in layers) * batch
+        moved = sum(layer.weight_elems + layer.in_elems + layer.out_elems for layer in layers) * batch * MAX_BITS / 8
+        levels = [(p, level) for p in self.devices for level in p.memory.values()]
+        slowest_byte = _largest([_inverse(level.bandwidth * p.bandwidth_derating) for p, level in levels
+                                 if level.bandwidth is not None])
+        worst = {
+            "latency": macs * _largest(tables.seconds_per_mac.ravel().tolist())
+            * _largest([_inverse(p.efficiency) for p in self.devices])
+            + moved * slowest_byte + len(layers) * _largest([p.layer_overhead_s for p in self.devices]),
+            "energy": macs * _largest(tables.energy_per_mac.ravel().tolist())
+            + moved * len(levels) * _largest([level.energy_per_byte for _, level in levels]),
+        }
+        self._refuse_unbounded({f"worst-case {name}": value for name, value in worst.items()})
+
+    def _refuse_unbounded(self, costs: dict[str, float]) -> None:
+        """ProfileError naming the profile and each cost that is NaN, infinite or beyond COST_CEILING."""
+        bad = {name: value for name, value in costs.items() if not (math.isfinite(value) and value <= COST_CEILING)}
+        if bad:
+            listed = ", ".join(f"{name} {value:.3g}" for name, value in bad.items())
+            raise ProfileError(f"costs of this model at batch {self.batch_size} on {self.profile.name} are not finite "
+                               f"or absurdly large ({listed}); the model and batch are too large or a number in the "
+                               f"profile is out of range (check it with 'hwqnn profiles validate {self.profile.file}')",
+                               file=self.profile.file)
 
     # --- cached tensors ----------------------------------------------------------------------------
     def _tables(self, dtype: torch.dtype, device: torch.device) -> dict[str, Tensor]:
@@ -241,6 +289,7 @@ class CostModel:
             "device": np.asarray([d.name for d in self.devices])[tables.device[cell]],
             "fallback": tables.device[cell] == 1,
         }
+        self._refuse_unbounded({name: float(value) for name, value in totals.items()})
         columns = layer_columns(self.workload, precisions, self.batch_size,
                                 {k: v.numpy() for k, v in costs.items()}, execution)
         return CostReport(

@@ -39,6 +39,11 @@ def _shift_formula(bw: int, ba: int) -> float:
     return INT8_ADD * ba / 8 + INT32_ADD * (bw + ba) / 16
 
 
+def default_mac_energy(key: str) -> float:
+    """The default of one ``energy:`` field of a profile (``int8_mac``, ``float16_mac``, ``float32_mac``), in J."""
+    return {"int8_mac": _int_formula(8, 8), "float16_mac": FLOAT16_MAC, "float32_mac": FLOAT32_MAC}[key]
+
+
 def mac_energy(kind: str, bw: int, ba: int, overrides: dict[str, float]) -> float:
     """Energy (J) of one MAC of ``kind`` executed at ``bw`` x ``ba`` bits on a device with ``overrides``."""
     if kind == "float":

@@ -34,3 +34,15 @@ class PolicyFormatError(CostModelError):
 
 class CalibrationError(CostModelError):
     """Measurements cannot calibrate a profile (no rows for the device, unknown model, bad CSV)."""
+
+
+class YamlFileError(CostModelError):
+    """A YAML input file cannot be read safely: unreadable, too large, not UTF-8, or not valid (strict) YAML.
+
+    ``problem`` is one line without the file name, so callers can re-raise it as their own error class.
+    """
+
+    def __init__(self, problem: str, *, file: str):
+        self.file = file
+        self.problem = problem
+        super().__init__(f"{file}: {problem}")

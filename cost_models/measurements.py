@@ -7,39 +7,95 @@ Columns: ``device`` (profile name or alias), ``model`` (a name of reference_work
 
 from __future__ import annotations
 
+import io
+import math
 import os
 from pathlib import Path
 
 import pandas as pd
 
-from .errors import CalibrationError
+from .errors import CalibrationError, YamlFileError
 from .profile_loader import profile_aliases
+from .yaml_io import decode_utf8, read_limited
 
 MEASUREMENTS_CSV = Path(__file__).resolve().parent / "data" / "measurements.csv"
 REQUIRED_COLUMNS = ("device", "model", "input_size", "batch_size", "precision", "latency_ms", "source")
+TEXT_COLUMNS = ("device", "model", "precision", "source")
+INTEGER_COLUMNS = ("input_size", "batch_size")
+SPLITS = ("calib", "holdout")
+MAX_CSV_BYTES = 16 << 20  # the shipped table is 15 KB
 
 
 def read_measurements(csv: str | os.PathLike | pd.DataFrame = MEASUREMENTS_CSV) -> pd.DataFrame:
-    """The measurement table, checked for its required columns and positive latencies."""
+    """The measurement table, checked cell by cell (CalibrationError naming the CSV line of a bad row)."""
     if isinstance(csv, pd.DataFrame):
         frame, where = csv.copy(), "measurements"
     else:
-        where = str(csv)
-        try:
-            frame = pd.read_csv(csv)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise CalibrationError(f"cannot read measurements {where}: {exc}") from None
+        where = f"measurements {csv}"
+        frame = _read_csv(csv, where)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise CalibrationError(f"measurements {where} lack columns {missing}; required: {list(REQUIRED_COLUMNS)}")
-    bad = frame[~(pd.to_numeric(frame["latency_ms"], errors="coerce") > 0)]
-    if len(bad):
-        raise CalibrationError(f"measurements {where}: latency_ms must be a positive number (rows {list(bad.index)})")
-    if frame["source"].isna().any() or (frame["source"].astype(str).str.strip() == "").any():
-        raise CalibrationError(f"measurements {where}: every row needs a source (URL or paper)")
+        raise CalibrationError(f"{where} lack columns {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}")
+    frame = frame.reset_index(drop=True)
+    _check_text(frame, where)
+    _check_integers(frame, where)
+    _check_latency(frame, where)
+    _check_split(frame, where)
     aliases = profile_aliases()
     frame["device"] = frame["device"].map(lambda d: aliases.get(d, d))
-    return frame.reset_index(drop=True)
+    return frame
+
+
+def _read_csv(csv: str | os.PathLike, where: str) -> pd.DataFrame:
+    """Parse a UTF-8 CSV file of bounded size; every failure is one CalibrationError line."""
+    try:
+        text = decode_utf8(read_limited(csv, MAX_CSV_BYTES), str(csv))
+    except YamlFileError as exc:
+        raise CalibrationError(f"cannot read {where}: {exc.problem}") from None
+    try:
+        return pd.read_csv(io.StringIO(text))
+    except (ValueError, pd.errors.ParserError) as exc:  # EmptyDataError and ParserError are ValueErrors
+        raise CalibrationError(f"cannot read {where}: {' '.join(str(exc).split())[:200]}") from None
+
+
+def _lines(mask: pd.Series) -> str:
+    """CSV line numbers (the header is line 1) of the rows in ``mask``, the first few."""
+    lines = [str(i + 2) for i in mask[mask].index[:8]]
+    return ", ".join(lines) + (", ..." if int(mask.sum()) > 8 else "")
+
+
+def _check_text(frame: pd.DataFrame, where: str) -> None:
+    for column in TEXT_COLUMNS:
+        empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
+        if empty.any():
+            hint = " (URL or paper)" if column == "source" else ""
+            raise CalibrationError(f"{where}: every row needs a {column}{hint}; empty at lines {_lines(empty)}")
+        frame[column] = frame[column].astype(str).str.strip()
+
+
+def _check_integers(frame: pd.DataFrame, where: str) -> None:
+    for column in INTEGER_COLUMNS:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = ~numbers.map(lambda v: math.isfinite(v) and v >= 1 and float(v).is_integer())
+        if bad.any():
+            raise CalibrationError(f"{where}: {column} must be an integer >= 1 (lines {_lines(bad)})")
+        frame[column] = numbers.astype(int)
+
+
+def _check_latency(frame: pd.DataFrame, where: str) -> None:
+    numbers = pd.to_numeric(frame["latency_ms"], errors="coerce")
+    bad = ~numbers.map(lambda v: math.isfinite(v) and v > 0)
+    if bad.any():
+        raise CalibrationError(f"{where}: latency_ms must be a positive finite number (lines {_lines(bad)})")
+    frame["latency_ms"] = numbers.astype(float)
+
+
+def _check_split(frame: pd.DataFrame, where: str) -> None:
+    if "split" not in frame.columns:
+        return
+    bad = ~frame["split"].isin(SPLITS)
+    if bad.any():
+        raise CalibrationError(f"{where}: split must be {' or '.join(SPLITS)} (lines {_lines(bad)})")
 
 
 def rows_for(frame: pd.DataFrame, device: str) -> pd.DataFrame:

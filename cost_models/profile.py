@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 PROFILE_TYPES = ("roofline", "bitbrick", "bitserial")
+PROVENANCE_KEYS = ("source", "derived")
 MEMORY_LEVELS = ("dram", "sram", "link")
 ENERGY_FIELDS = ("int8_mac", "float16_mac", "float32_mac")
 
@@ -41,6 +42,17 @@ class MemoryLevel:
     energy_per_byte: float
     holds_weights: bool = False
     holds_activations: bool = False
+
+
+@dataclass(frozen=True)
+class ProfileNumber:
+    """One number of a profile as ``hwqnn profiles show`` lists it: its dotted field, its value as written,
+    and where it comes from (``source: ...``, ``derived: ...``, or ``default: ...`` when the file leaves
+    it to the Horowitz defaults)."""
+
+    field: str
+    value: str
+    provenance: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,6 +135,25 @@ class HardwareProfile:
         """The YAML mapping this profile was read from, with any :meth:`with_params` changes."""
         return copy.deepcopy(self.raw)
 
+    def numbers(self) -> list[ProfileNumber]:
+        """Every number the cost model uses, with its provenance: the file's quantities in file order, then
+        the energies the file leaves to the defaults."""
+        written = [ProfileNumber(field, _value_text(leaf["value"]),
+                                 "; ".join(f"{k}: {leaf[k]}" for k in PROVENANCE_KEYS if k in leaf))
+                   for field, leaf in _quantities(self.raw)]
+        present = {row.field for row in written}
+        return written + [row for row in self._default_energies() if row.field not in present]
+
+    def _default_energies(self) -> list[ProfileNumber]:
+        from .energy import DEFAULT_ENERGY_PER_BYTE, HOROWITZ_SOURCE, default_mac_energy
+
+        note = f"default: {HOROWITZ_SOURCE}"
+        rows = [ProfileNumber(f"energy.{key}", f"{default_mac_energy(key) * 1e12:.4g} pJ", note)
+                for key in ENERGY_FIELDS]
+        rows += [ProfileNumber(f"memory.{level}.energy_per_byte", f"{DEFAULT_ENERGY_PER_BYTE[level] * 1e12:.4g} pJ/B",
+                               note) for level in self.memory if level in DEFAULT_ENERGY_PER_BYTE]
+        return rows
+
     def summary(self) -> str:
         """A few readable lines for ``hwqnn profiles show``."""
         lines = [f"{self.name} ({self.type}): {self.description}", f"  file: {self.file}"]
@@ -144,3 +175,18 @@ class HardwareProfile:
 
     def __repr__(self) -> str:
         return f"HardwareProfile(name={self.name!r}, type={self.type!r}, file={Path(self.file).name!r})"
+
+
+def _quantities(node: Any, path: str = ""):
+    """(dotted field, leaf) for every ``{value: ..., source/derived: ...}`` leaf, in file order."""
+    if isinstance(node, dict) and "value" in node:
+        yield path, node
+    elif isinstance(node, dict):
+        for key, child in node.items():
+            yield from _quantities(child, f"{path}.{key}" if path else str(key))
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -1,25 +1,27 @@
-"""Read and strictly validate hardware profile YAML files (``yaml.safe_load`` only).
+"""Read and strictly validate hardware profile YAML files (strict safe YAML, see :mod:`cost_models.yaml_io`).
 
 Every problem raises :class:`ProfileError` naming the file, the dotted field and what is wrong:
-unknown or missing field, wrong type, bad unit, non-positive throughput or bandwidth, malformed YAML,
-a number without ``source:`` or ``derived:``. The schema is documented in hardware_profiles/README.md.
+unknown or missing field, wrong type, bad unit, a number outside its physically sane range (which also
+keeps every cost finite: no subnormal peak, no 1e300 J energy), malformed YAML, a number without
+``source:`` or ``derived:``, a ``fallback`` that does not load or has a fallback of its own.
+The schema is documented in hardware_profiles/README.md.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hardware_profiles import PROFILE_DIR
 
-from .errors import ProfileError
+from .errors import ProfileError, YamlFileError
 from .precision import COMPUTE_KINDS
 from .profile import ENERGY_FIELDS, MEMORY_LEVELS, PROFILE_TYPES, ComputeKind, HardwareProfile, MemoryLevel
 from .units import UnitError, parse_quantity
+from .yaml_io import read_yaml_file
 
 SCHEMA_VERSION = 1
 ALIASES_FILE = "aliases.yaml"
@@ -30,6 +32,30 @@ _LEVEL_FIELDS = {
     "dram": {"bandwidth", "size", "energy_per_byte"},
     "sram": {"bandwidth", "size", "energy_per_byte", "holds_weights", "holds_activations"},
     "link": {"bandwidth", "energy_per_byte"},
+}
+
+
+@dataclass(frozen=True)
+class SaneRange:
+    """Physically sane SI range of one dimension. Outside it a value is a typo or a unit mix-up, and a
+    subnormal peak or a 1e300 J energy would overflow the costs to inf and NaN."""
+
+    what: str
+    low: float
+    high: float
+    low_text: str
+    high_text: str
+    zero_ok: bool = False
+
+
+SANE_RANGES = {
+    "throughput": SaneRange("throughput", 1e3, 1e18, "1 kOPS", "1000000 TOPS"),
+    "bandwidth": SaneRange("bandwidth", 1e3, 1e15, "1 kB/s", "1 PB/s"),
+    "size": SaneRange("memory size", 1.0, 2.0**50, "1 B", "1 PiB"),
+    "energy": SaneRange("energy per MAC", 1e-18, 1e-6, "1e-6 pJ", "1 uJ"),
+    "energy_per_byte": SaneRange("energy per byte", 1e-18, 1e-6, "1e-6 pJ/B", "1 uJ/B"),
+    "time": SaneRange("time", 0.0, 1.0, "0 s", "1 s", zero_ok=True),
+    "dimensionless": SaneRange("fraction", 1e-3, 1.0, "0.001", "1.0"),
 }
 
 
@@ -44,10 +70,11 @@ class _Reader:
 
     def mapping(self, node: Any, field: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
         if not isinstance(node, dict):
-            raise self.error(field or None, f"expected a mapping, got {type(node).__name__} {node!r}")
+            raise self.error(field or None, f"expected a mapping, got {_typed(node)}")
         for key in node:
             if key not in allowed:
-                raise self.error(_join(field, key), f"unknown field {key!r}; allowed fields here: {sorted(allowed)}")
+                raise self.error(_join(field, key), f"unknown field {_shown(key)}; allowed fields here: "
+                                                    f"{', '.join(sorted(allowed))}")
         for key in sorted(required):
             if key not in node:
                 raise self.error(_join(field, key), f"missing field {key!r} (required here)")
@@ -57,7 +84,7 @@ class _Reader:
         """A ``{value: ..., source: ...}`` or ``{value: ..., derived: ...}`` leaf; returns (raw value, provenance)."""
         if not isinstance(node, dict):
             raise self.error(field, f"expected {{value: ..., source: ...}} or {{value: ..., derived: ...}}, "
-                                    f"got {node!r}; every number needs a source or a derivation")
+                                    f"got {_typed(node)}; every number needs a source or a derivation")
         self.mapping(node, field, _QUANTITY_FIELDS, {"value"})
         notes = [k for k in ("source", "derived") if k in node]
         if not notes:
@@ -65,61 +92,80 @@ class _Reader:
                                                      "comes from (datasheet, paper) or how it was computed")
         for key in notes:
             if not isinstance(node[key], str) or not node[key].strip():
-                raise self.error(_join(field, key), f"expected a non-empty string, got {node[key]!r}")
+                raise self.error(_join(field, key), f"expected a non-empty string, got {_typed(node[key])}")
         return node["value"], "; ".join(f"{k}: {node[k]}" for k in notes)
 
-    def number(self, node: Any, field: str, dimension: str, *, positive: bool = True, at_most: float | None = None,
-               allow_zero: bool = False) -> float:
+    def number(self, node: Any, field: str, dimension: str) -> float:
+        """A quantity in SI units of ``dimension``, finite and inside that dimension's SANE_RANGES."""
         value, _ = self.quantity(node, field)
         try:
             number = parse_quantity(value, dimension)
         except UnitError as exc:
             raise self.error(_join(field, "value"), str(exc)) from None
-        if positive and (number < 0 or (number == 0 and not allow_zero)):
-            bound = ">= 0" if allow_zero else "> 0"
-            raise self.error(_join(field, "value"), f"must be {bound}, got {value!r}")
-        if at_most is not None and number > at_most:
-            raise self.error(_join(field, "value"), f"must be <= {at_most}, got {value!r}")
+        sane = SANE_RANGES[dimension]
+        if number < 0 or (number == 0 and not sane.zero_ok):
+            raise self.error(_join(field, "value"), f"must be {'>= 0' if sane.zero_ok else '> 0'}, got {_shown(value)}")
+        if number < sane.low:
+            raise self.error(_join(field, "value"), f"{_shown(value)} is below {sane.low_text}, the smallest sane "
+                                                    f"{sane.what}; check the number and its unit")
+        if number > sane.high:
+            raise self.error(_join(field, "value"), f"must be <= {sane.high_text}, got {_shown(value)}; check the "
+                                                    "number and its unit")
         return number
 
     def integer(self, node: Any, field: str, low: int, high: int) -> int:
         value, _ = self.quantity(node, field)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.error(_join(field, "value"), f"expected an integer in [{low}, {high}], got {value!r}")
+            raise self.error(_join(field, "value"), f"expected an integer in [{low}, {high}], got {_typed(value)}")
         return value
 
     def boolean(self, node: Any, field: str) -> bool:
         value, _ = self.quantity(node, field)
         if not isinstance(value, bool):
-            raise self.error(_join(field, "value"), f"expected true or false, got {value!r}")
+            raise self.error(_join(field, "value"), f"expected true or false, got {_typed(value)}")
         return value
 
     def string(self, node: Any, field: str) -> str:
         if not isinstance(node, str) or not node.strip():
-            raise self.error(field, f"expected a non-empty string, got {node!r}")
+            raise self.error(field, f"expected a non-empty string, got {_typed(node)}")
         return node
 
 
 def _join(field: str, key: Any) -> str:
-    return f"{field}.{key}" if field else str(key)
+    name = str(key) if len(str(key)) <= 40 else str(key)[:37] + "..."
+    return f"{field}.{name}" if field else name
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as it appears in an error message: its repr, clipped so the message stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _typed(value: Any) -> str:
+    return f"{type(value).__name__} {_shown(value)}"
 
 
 def parse_profile(data: Any, file: str) -> HardwareProfile:
     """Validate a parsed YAML document and build the HardwareProfile."""
     r = _Reader(file)
+    if data is None:
+        raise r.error(None, "the file is empty; a profile is a mapping with name, description, type, compute, ... "
+                            "(see hardware_profiles/README.md)")
     r.mapping(data, "", _TOP_FIELDS, {"name", "description", "type", "compute", "efficiency",
                                       "bandwidth_derating", "layer_overhead", "memory"})
     if "schema_version" in data and data["schema_version"] != SCHEMA_VERSION:
-        raise r.error("schema_version", f"unsupported schema version {data['schema_version']!r}; "
+        raise r.error("schema_version", f"unsupported schema version {_shown(data['schema_version'])}; "
                                         f"this hwqnn reads version {SCHEMA_VERSION}")
     name = r.string(data["name"], "name")
     stem = Path(file).stem
     if name != stem:
-        raise r.error("name", f"name {name!r} must equal the file name {stem!r} (the file name is the profile name)")
+        raise r.error("name", f"name {_shown(name)} must equal the file name {stem!r} (the file name is the profile "
+                              "name)")
     description = r.string(data["description"], "description")
     kind_type = data["type"]
-    if kind_type not in PROFILE_TYPES:
-        raise r.error("type", f"unknown type {kind_type!r}; expected one of {PROFILE_TYPES}")
+    if not isinstance(kind_type, str) or kind_type not in PROFILE_TYPES:
+        raise r.error("type", f"unknown type {_shown(kind_type)}; expected one of {', '.join(PROFILE_TYPES)}")
     if "notes" in data:
         r.string(data["notes"], "notes")
 
@@ -151,9 +197,9 @@ def parse_profile(data: Any, file: str) -> HardwareProfile:
             raise r.error("fallback.value", "a profile cannot be its own fallback device")
     return HardwareProfile(
         name=name, description=description, type=kind_type, file=str(file), compute=compute, memory=memory,
-        efficiency=r.number(data["efficiency"], "efficiency", "dimensionless", at_most=1.0),
-        bandwidth_derating=r.number(data["bandwidth_derating"], "bandwidth_derating", "dimensionless", at_most=1.0),
-        layer_overhead_s=r.number(data["layer_overhead"], "layer_overhead", "time", allow_zero=True),
+        efficiency=r.number(data["efficiency"], "efficiency", "dimensionless"),
+        bandwidth_derating=r.number(data["bandwidth_derating"], "bandwidth_derating", "dimensionless"),
+        layer_overhead_s=r.number(data["layer_overhead"], "layer_overhead", "time"),
         energy_per_mac=energy, brick_bits=brick_bits, max_bits=max_bits, fallback=fallback, raw=data,
     )
 
@@ -181,10 +227,11 @@ def _parse_compute(r: _Reader, node: Any, kind_type: str, brick_bits: int, max_b
             if (not isinstance(native_value, list) or not native_value
                     or not all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= 32 for b in native_value)):
                 raise r.error(f"{field}.native_bits.value",
-                              f"expected a non-empty list of integers in [1, 32], got {native_value!r}")
+                              f"expected a non-empty list of integers in [1, 32], got {_typed(native_value)}")
             native = tuple(sorted(set(native_value)))
             if kind == "float" and not set(native) <= {16, 32}:
-                raise r.error(f"{field}.native_bits.value", f"float native bits must be 16 and/or 32, got {native_value!r}")
+                raise r.error(f"{field}.native_bits.value",
+                              f"float native bits must be 16 and/or 32, got {_shown(native_value)}")
             expected_keys = set(native)
         else:
             if kind != "int":
@@ -196,21 +243,17 @@ def _parse_compute(r: _Reader, node: Any, kind_type: str, brick_bits: int, max_b
             base = brick_bits if kind_type == "bitbrick" else 1
             native = tuple(range(1, max_bits + 1))
             expected_keys = {base}
-        peaks_node = r.mapping(spec["peak"], f"{field}.peak", set(expected_keys) | {str(k) for k in expected_keys})
-        peaks = {}
-        for key in sorted(expected_keys):
-            if key not in peaks_node and str(key) not in peaks_node:
-                raise r.error(f"{field}.peak.{key}", f"missing peak for {key}-bit (one per native bitwidth)")
-            leaf = peaks_node.get(key, peaks_node.get(str(key)))
-            peaks[key] = r.number(leaf, f"{field}.peak.{key}", "throughput")
+        leaves = _peak_leaves(r, spec["peak"], f"{field}.peak", expected_keys)
+        peaks = {bits: r.number(leaf, f"{field}.peak.{bits}", "throughput") for bits, leaf in sorted(leaves.items())}
         kinds[kind] = ComputeKind(native_bits=native, peak_ops=peaks)
     for kind, spec in kinds.items():
         if spec.emulated_as:
             target, bits = spec.emulated_as
             if target not in kinds or kinds[target].emulated_as or bits not in kinds[target].native_bits:
+                native = "; ".join(f"{k} {', '.join(map(str, v.native_bits))}" for k, v in kinds.items()
+                                   if v.native_bits)
                 raise r.error(f"compute.{kind}.emulated_as.value",
-                              f"{target}{bits} is not a native precision of this device; native: "
-                              f"{ {k: list(v.native_bits) for k, v in kinds.items() if v.native_bits} }")
+                              f"{target}{bits} is not a native precision of this device; native: {native}")
     if not any(spec.native_bits for spec in kinds.values()):
         raise r.error("compute", "no kind runs natively; declare native_bits and peak for at least one kind")
     return kinds
@@ -221,7 +264,36 @@ def _parse_kind_bits(r: _Reader, value: Any, field: str) -> tuple[str, int]:
     for kind in COMPUTE_KINDS:
         if text.startswith(kind) and text[len(kind):].isdigit():
             return kind, int(text[len(kind):])
-    raise r.error(field, f"expected a kind and bits such as 'int16' or 'float32', got {value!r}")
+    raise r.error(field, f"expected a kind and bits such as 'int16' or 'float32', got {_typed(value)}")
+
+
+def _peak_leaves(r: _Reader, node: Any, field: str, expected: set[int]) -> dict[int, Any]:
+    """The ``peak`` mapping keyed by bitwidth: keys are integers or digit strings, each width once."""
+    if not isinstance(node, dict):
+        raise r.error(field, f"expected a mapping of bitwidth to peak, got {_typed(node)}")
+    allowed = ", ".join(map(str, sorted(expected)))
+    leaves: dict[int, Any] = {}
+    for key, leaf in node.items():
+        bits = _bits_key(key)
+        if bits is None or bits not in expected:
+            raise r.error(_join(field, key), f"unknown field {_shown(key)}; allowed fields here (bitwidths): {allowed}")
+        if bits in leaves:
+            raise r.error(_join(field, key), f"the peak for {bits}-bit is given twice (as {bits} and '{bits}'); "
+                                             "keep one")
+        leaves[bits] = leaf
+    missing = sorted(expected - set(leaves))
+    if missing:
+        raise r.error(f"{field}.{missing[0]}", f"missing peak for {missing[0]}-bit (one per native bitwidth)")
+    return leaves
+
+
+def _bits_key(key: Any) -> int | None:
+    """A bitwidth key (8 or '8') as an int; None for anything else (a bool, float, list or word)."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return key
+    if isinstance(key, str) and key.isascii() and key.isdigit() and len(key) <= 3:
+        return int(key)
+    return None
 
 
 def _parse_memory(r: _Reader, node: Any) -> dict[str, MemoryLevel]:
@@ -250,26 +322,33 @@ def _parse_memory(r: _Reader, node: Any) -> dict[str, MemoryLevel]:
 
 # --- files, names, aliases ---------------------------------------------------------------------------
 def read_profile_file(path: str | os.PathLike) -> HardwareProfile:
-    """Parse and validate one YAML file (not cached)."""
+    """Parse and validate one YAML file (not cached; its fallback is not loaded)."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(f"cannot read the file: {exc.strerror or exc}", file=file) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        raise ProfileError(f"malformed YAML{at}: {getattr(exc, 'problem', None) or exc}", file=file) from None
+        data = read_yaml_file(path)
+    except YamlFileError as exc:
+        raise ProfileError(exc.problem, file=file) from None
     return parse_profile(data, file)
 
 
 @functools.lru_cache(maxsize=64)
+def _read_cached(path: str, mtime_ns: int) -> HardwareProfile:
+    return read_profile_file(path)
+
+
+@functools.lru_cache(maxsize=64)
 def _load_cached(path: str, mtime_ns: int) -> HardwareProfile:
-    profile = read_profile_file(path)
+    """A profile ready for costing: its fallback device loaded and checked, every precision resolvable."""
+    profile = _read_cached(path, mtime_ns)
+    if profile.fallback is not None:
+        _ = profile.fallback_profile  # an unknown, chained or cyclic fallback fails here, at validation
     profile.execution_tables()  # fail early on a precision no device can run
     return profile
+
+
+def _cache_key(file: Path) -> tuple[str, int]:
+    resolved = file.resolve()
+    return str(resolved), resolved.stat().st_mtime_ns
 
 
 def profile_aliases(directory: Path = PROFILE_DIR) -> dict[str, str]:
@@ -282,13 +361,23 @@ def profile_aliases(directory: Path = PROFILE_DIR) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=8)
 def _read_aliases(path: str, mtime_ns: int) -> dict[str, str]:
-    file = Path(path)
+    """``aliases.yaml`` checked: a mapping of new short names to profiles that exist next to it."""
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"malformed YAML: {exc}", file=str(file)) from None
+        data = read_yaml_file(path)
+    except YamlFileError as exc:
+        raise ProfileError(exc.problem, file=path) from None
+    data = {} if data is None else data
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        raise ProfileError("expected a mapping of alias name to profile name", file=str(file))
+        raise ProfileError("expected a mapping of alias name to profile name, such as 'jetson: jetson-orin-nano'",
+                           file=path)
+    known = list_profiles(Path(path).parent)
+    for alias, target in data.items():
+        if alias in known:
+            raise ProfileError(f"alias '{alias}' is already the name of a profile; pick another short name",
+                               file=path, field=alias)
+        if target not in known:
+            raise ProfileError(f"alias '{alias}' names '{target}', which is not a profile here; known profiles: "
+                               f"{', '.join(known)}", file=path, field=alias)
     return dict(data)
 
 
@@ -297,36 +386,70 @@ def list_profiles(directory: Path = PROFILE_DIR) -> list[str]:
     return sorted(p.stem for p in Path(directory).glob("*.yaml") if p.name != ALIASES_FILE)
 
 
+def _is_path(text: str) -> bool:
+    return text.endswith((".yaml", ".yml")) or os.sep in text or _is_file(Path(text))
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, but False (not OSError) for a name too long or otherwise impossible on this system."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def profile_file(name_or_path: str | os.PathLike) -> Path:
+    """The YAML file of a profile name (``jetson-nano``), alias (``jetson``) or path; ProfileError if none."""
+    text = str(name_or_path)
+    if _is_path(text):
+        path = Path(text)
+        if not _is_file(path):
+            raise ProfileError(f"no such file; pass a profile name ({', '.join(list_profiles())}) or the path of a "
+                               "YAML profile", file=text)
+        return path
+    aliases = profile_aliases()
+    file = PROFILE_DIR / f"{aliases.get(text, text)}.yaml"
+    if not _is_file(file):
+        raise ProfileError(unknown_profile_message(text, aliases))
+    return file
+
+
+def unknown_profile_message(text: str, aliases: dict[str, str]) -> str:
+    """Plain text: the unknown name, the known profiles and the aliases, and what else to pass."""
+    known = ", ".join(list_profiles())
+    short = ", ".join(f"{alias} -> {target}" for alias, target in sorted(aliases.items()))
+    return (f"unknown hardware profile {_shown(text)}; known profiles: {known}"
+            + (f" (aliases: {short})" if short else "") + "; or pass the path of a YAML profile")
+
+
 def load_profile(name_or_path: str | os.PathLike | HardwareProfile) -> HardwareProfile:
     """A profile by name (``jetson-nano``), alias (``jetson``) or YAML path; validated and cached."""
     if isinstance(name_or_path, HardwareProfile):
         return name_or_path
-    text = str(name_or_path)
-    path = Path(text)
-    if text.endswith((".yaml", ".yml")) or os.sep in text or path.is_file():
-        if not path.is_file():
-            raise ProfileError(f"no such file; pass a profile name ({', '.join(list_profiles())}) or a YAML path",
-                               file=text)
-        resolved = path.resolve()
-        return _load_cached(str(resolved), resolved.stat().st_mtime_ns)
-    aliases = profile_aliases()
-    name = aliases.get(text, text)
-    file = PROFILE_DIR / f"{name}.yaml"
-    if not file.is_file():
-        raise ProfileError(f"unknown hardware profile {text!r}; known profiles: {list_profiles()}, aliases: "
-                           f"{aliases}; or pass the path of a YAML profile")
-    return _load_cached(str(file), file.stat().st_mtime_ns)
+    return _load_cached(*_cache_key(profile_file(name_or_path)))
 
 
 def load_fallback(name: str, *, near: str, requested_by: HardwareProfile) -> HardwareProfile:
-    """The fallback device of a profile: looked up next to its file first, then among shipped profiles."""
+    """The fallback device of a profile: looked up next to its file first, then among shipped profiles.
+
+    A fallback device must run every precision itself, so it may not have a fallback of its own; this
+    also refuses cycles (a -> b -> a) before they recurse.
+    """
     local = Path(near).parent / f"{name}.yaml"
     try:
-        fallback = load_profile(local if local.is_file() else name)
+        key = _cache_key(local if _is_file(local) else profile_file(name))
+        fallback = _read_cached(*key)
     except ProfileError as exc:
         raise ProfileError(f"fallback device {name!r} cannot be loaded: {exc}", file=requested_by.file,
                            field="fallback.value") from None
     if fallback.fallback is not None:
-        raise ProfileError(f"fallback device {name!r} has a fallback of its own ({fallback.fallback!r}); a fallback "
-                           "device must run every precision itself", file=requested_by.file, field="fallback.value")
-    return fallback
+        cycle = (f"a cycle {requested_by.name} -> {fallback.name} -> {fallback.fallback}; "
+                 if fallback.fallback == requested_by.name else "")
+        raise ProfileError(f"fallback device {name!r} has a fallback of its own ({fallback.fallback!r}): {cycle}a "
+                           "fallback device must run every precision itself (no chains)", file=requested_by.file,
+                           field="fallback.value")
+    try:
+        return _load_cached(*key)
+    except ProfileError as exc:
+        raise ProfileError(f"fallback device {name!r} cannot be loaded: {exc}", file=requested_by.file,
+                           field="fallback.value") from None

@@ -224,5 +224,12 @@ def build_reference_model(name: str, num_classes: int = 1000, device: str | torc
 @functools.lru_cache(maxsize=64)
 def reference_workload(name: str, input_size: int = 224, num_classes: int = 1000) -> Workload:
     """The workload of ``name`` on one ``3 x input_size x input_size`` image (cached)."""
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
+        raise WorkloadError(f"input_size must be an integer >= 1 (pixels per side), got {input_size!r}")
     model = build_reference_model(name, num_classes)
-    return extract_workload(model, torch.empty(1, 3, input_size, input_size, device="meta"))
+    try:
+        return extract_workload(model, torch.empty(1, 3, input_size, input_size, device="meta"))
+    except RuntimeError as exc:  # e.g. a kernel larger than the feature map of a tiny image
+        problem = " ".join(str(exc).split())[:200]
+        raise WorkloadError(f"reference model {name!r} cannot run on a {input_size}x{input_size} image ({problem}); "
+                            "use a larger input size such as 224") from None

@@ -63,7 +63,10 @@ def parse_quantity(value: object, dimension: str) -> float:
     if isinstance(value, bool):
         raise UnitError(f"expected a number or a '<number> <unit>' string, got a boolean {value!r}")
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the float range
+            raise UnitError(f"an integer of {value.bit_length()} bits is too large for a number") from None
     elif isinstance(value, str):
         match = _QUANTITY.match(value)
         if not match:
@@ -71,13 +74,23 @@ def parse_quantity(value: object, dimension: str) -> float:
         unit = match[2]
         if unit not in UNITS[dimension]:
             raise UnitError(f"unit {unit!r} in {value!r} is not a unit of {dimension}; "
-                            f"use one of {sorted(UNITS[dimension])[:12]}... (e.g. {example(dimension)!r})")
+                            f"use one of {', '.join(common_units(dimension))} (e.g. {example(dimension)!r})")
         number = float(match[1]) * UNITS[dimension][unit]
     else:
         raise UnitError(f"expected a number or a '<number> <unit>' string, got {type(value).__name__} {value!r}")
     if not math.isfinite(number):
         raise UnitError(f"value {value!r} is not finite")
     return number
+
+
+def common_units(dimension: str) -> list[str]:
+    """The units of a dimension worth suggesting in an error (no prefix variants nobody writes)."""
+    return {
+        "throughput": ["OPS", "GOPS", "TOPS", "GFLOPS", "TFLOPS", "GMAC/s"],
+        "bandwidth": ["MB/s", "GB/s", "GiB/s", "Gbit/s"], "size": ["B", "KiB", "MiB", "GiB", "kB", "MB", "GB"],
+        "energy": ["fJ", "pJ", "nJ"], "energy_per_byte": ["pJ/B", "pJ/bit", "nJ/B"], "time": ["ns", "us", "ms", "s"],
+        "frequency": ["MHz", "GHz"], "dimensionless": ["a plain number", "%"], "count": ["a plain number"],
+    }[dimension]
 
 
 def example(dimension: str) -> str:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from cost_models.errors import YamlFileError
 from cost_models.precision import LayerPrecision, parse_uniform
+from cost_models.yaml_io import read_yaml_file
 
 from ._io import atomic_write_text
 from .errors import PolicyError, SchemeError
@@ -23,6 +25,7 @@ from .quantizers import create_scheme, get_scheme
 
 POLICY_VERSION = 1
 FLOAT = "float"
+MAX_POLICY_BYTES = 4 << 20  # ~40k layers written out one by one; a larger file is not a policy
 
 
 @dataclass(frozen=True)
@@ -159,8 +162,10 @@ class Policy:
         layers = data["layers"]
         if not isinstance(layers, Mapping) or not layers:
             raise PolicyError(f"{source}: 'layers' must be a non-empty mapping")
-        return cls({str(k): LayerPolicy.from_dict(v, f"{source}: layer '{k}'") for k, v in layers.items()},
-                   dict(data.get("meta") or {}))
+        meta = data.get("meta") or {}
+        if not isinstance(meta, Mapping):
+            raise PolicyError(f"{source}: 'meta' must be a mapping, got {type(meta).__name__}")
+        return cls({str(k): LayerPolicy.from_dict(v, f"{source}: layer '{k}'") for k, v in layers.items()}, dict(meta))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -171,13 +176,18 @@ class Policy:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Policy:
+        """Read a policy file with the strict YAML reader (UTF-8, no aliases, no duplicate keys, size-capped)."""
         path = Path(path)
-        if not path.is_file():
+        try:
+            exists = path.is_file()
+        except (OSError, ValueError):  # a name too long for this system
+            exists = False
+        if not exists:
             raise PolicyError(f"policy file {path} does not exist")
         try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise PolicyError(f"policy file {path} is not valid YAML: {exc}") from None
+            data = read_yaml_file(path, max_bytes=MAX_POLICY_BYTES)
+        except YamlFileError as exc:
+            raise PolicyError(f"policy file {path}: {exc.problem}") from None
         return cls.from_dict(data, source=str(path))
 
     def summary_rows(self, layer_names: Sequence[str]) -> list[dict]:

@@ -180,13 +180,13 @@ def test_atomic_write_replaces_existing_file(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("layers: [unclosed", "is not valid YAML"),
+    ("layers: [unclosed", "not valid YAML at line 1"),
     ("just a string", "expected a mapping with a 'layers' key"),
     ("version: 2\nlayers: {default: {w_scheme: uniform, w_bits: 4, a_scheme: uniform, a_bits: 8}}",
      "policy version 2 is not supported"),
     ("layers: {}", "'layers' must be a non-empty mapping"),
     ("layers: {head: {w_scheme: uniform, w_bits: 40, a_scheme: uniform, a_bits: 8}}", r"layer 'head': w_bits"),
-    ("!!python/object/apply:os.system ['echo unsafe']", "is not valid YAML"),
+    ("!!python/object/apply:os.system ['echo unsafe']", "not valid YAML at line 1, column 1: could not determine a constructor"),
 ])
 def test_load_errors_name_the_file_and_the_problem(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
@@ -199,3 +199,61 @@ def test_load_errors_name_the_file_and_the_problem(tmp_path, text, message):
 def test_load_missing_file(tmp_path):
     with pytest.raises(PolicyError, match=r"policy file .*missing\.yaml does not exist"):
         Policy.load(tmp_path / "missing.yaml")
+
+
+POLICY_ALIAS_BOMB = "\n".join(
+    ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    + [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    + ["layers: {default: {w_scheme: uniform, w_bits: 4, a_scheme: uniform, a_bits: 8}}"]
+).encode()
+GOOD_POLICY = "layers:\n  default: {w_scheme: uniform, w_bits: 4, a_scheme: uniform, a_bits: 8}\n"
+
+
+@pytest.mark.parametrize("data, message", [
+    (GOOD_POLICY.replace("default", "caf\xe9").encode("latin-1"), "not UTF-8 text: byte 0xe9 at offset 13"),
+    (GOOD_POLICY.encode("utf-16"), "not UTF-8 text"),
+    (POLICY_ALIAS_BOMB, "line 2, column 10: alias '*a0' is not allowed"),
+    (GOOD_POLICY.encode() + b"layers: {}\n", "line 3, column 1: duplicate key 'layers' (first at line 1)"),
+    (b"layers:\n  head: {w_scheme: uniform, w_bits: 4, w_bits: 8, a_scheme: uniform, a_bits: 8}\n",
+     "duplicate key 'w_bits'"),
+    (b"layers:\n  default: {<<: {w_scheme: uniform}, w_bits: 4, a_scheme: uniform, a_bits: 8}\n", "merge keys"),
+    (b"meta: " + b"[" * 5000 + b"\n" + GOOD_POLICY.encode(), "nested deeper than 32 levels"),
+    (b"meta: [1, 2]\n" + GOOD_POLICY.encode(), "'meta' must be a mapping, got list"),
+    (b"", "expected a mapping with a 'layers' key"),
+    (GOOD_POLICY.encode() + b"#" * (5 << 20), "larger than 4 MiB"),
+    (b"layers: \x00", "character U+0000"),
+])
+def test_load_refuses_unsafe_or_ambiguous_yaml_in_one_line(tmp_path, data, message):
+    path = tmp_path / "policy.yaml"
+    path.write_bytes(data)
+    with pytest.raises(PolicyError) as info:
+        Policy.load(path)
+    text = str(info.value)
+    assert message in text and str(path) in text and "\n" not in text
+
+
+def test_policy_alias_bomb_fails_fast_in_bounded_memory(tmp_path):
+    import time
+    import tracemalloc
+
+    path = tmp_path / "policy.yaml"
+    path.write_bytes(POLICY_ALIAS_BOMB)
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(PolicyError, match="alias"):
+            Policy.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - start < 2.0 and peak < 5 * 2**20
+
+
+def test_cli_reports_a_bad_policy_file_in_one_line(tmp_path, capsys):
+    from hwqnn.cli import main
+
+    path = tmp_path / "policy.yaml"
+    path.write_bytes(POLICY_ALIAS_BOMB)
+    assert main(["cost", "--model", "resnet18", "--reference", "--input-size", "32", "--policy", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and "alias '*a0' is not allowed" in captured.err

@@ -11,6 +11,7 @@ import torch
 from cost_models import estimate, extract_workload
 from cost_models.reference_workloads import list_reference_models, reference_workload
 
+from .._io import atomic_write_text
 from ..errors import HwqnnError
 
 TABLE_COLUMNS = ("name", "op_type", "macs", "bits", "exec_kind", "exec_w_bits", "exec_a_bits", "device",
@@ -29,7 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--reference", action="store_true",
                    help=f"--model names a reference ImageNet network instead: {', '.join(list_reference_models())}")
     p.add_argument("--input-size", type=int, default=224, help="image size of a --reference model")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the full report as JSON")
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help="also write the full report as JSON (missing parent folders are created)")
     p.set_defaults(func=run)
 
 
@@ -45,18 +47,45 @@ def _workload(args):
 
 def _policy(text: str):
     path = Path(text)
-    if text.endswith((".yaml", ".yml")) or path.is_file():
-        if not path.is_file():
-            raise HwqnnError(f"policy file {text!r} not found; pass a uniform policy such as w8a8 or a policy YAML")
+    if text.endswith((".yaml", ".yml")) or _is_file(path):
+        if not _is_file(path):
+            raise HwqnnError(f"policy file {text[:200]!r} not found; pass a uniform policy such as w8a8 or a policy "
+                             "YAML")
         from ..policy import Policy
 
         return Policy.load(path)
     return text
 
 
-def run(args) -> int:
+def _is_file(path: Path) -> bool:
+    """Path.is_file, but False (not OSError) for a name too long or otherwise impossible on this system."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _check_sizes(args) -> None:
+    """Refuse sizes no model can have, before any work (argparse only checks that they are integers)."""
     if args.batch < 1:
         raise HwqnnError(f"--batch must be >= 1, got {args.batch}")
+    if args.input_size < 1:
+        raise HwqnnError(f"--input-size must be >= 1 (pixels per side of the image), got {args.input_size}")
+    if args.num_classes < 1:
+        raise HwqnnError(f"--num-classes must be >= 1, got {args.num_classes}")
+
+
+def _write_json(path: str, report) -> None:
+    """Write the report atomically, creating missing parent folders; an unwritable path is one error line."""
+    try:
+        atomic_write_text(path, json.dumps(report.to_dict(), indent=2, allow_nan=False))
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != path else ""
+        raise HwqnnError(f"cannot write --json {path}: {exc.strerror or exc}{where}") from None
+
+
+def run(args) -> int:
+    _check_sizes(args)
     report = estimate(_workload(args), None, args.target, _policy(args.policy), batch_size=args.batch)
     print(report.summary())
     table = report.layers.loc[:, list(TABLE_COLUMNS)].copy()
@@ -65,6 +94,6 @@ def run(args) -> int:
     with_fmt = table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
     print(with_fmt)
     if args.json:
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+        _write_json(args.json, report)
         print(f"wrote {args.json}")
     return 0

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("profiles", help="list, show, validate or calibrate hardware profiles")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     sub.add_parser("list", help="shipped profiles and aliases").set_defaults(func=run_list)
-    show = sub.add_parser("show", help="one profile's numbers")
+    show = sub.add_parser("show", help="one profile's numbers, each with its source")
     show.add_argument("profile", help="name, alias or YAML path")
     show.set_defaults(func=run_show)
     check = sub.add_parser("validate", help="validate profiles (all shipped ones by default)")
@@ -39,8 +39,20 @@ def run_list(args) -> int:
 
 
 def run_show(args) -> int:
-    print(load_profile(args.profile).summary())
+    profile = load_profile(args.profile)
+    print(f"{profile.name} ({profile.type}): {profile.description}")
+    print(f"file: {profile.file}")
+    print()
+    print(numbers_table(profile.numbers()))
     return 0
+
+
+def numbers_table(numbers) -> str:
+    """Field, value and provenance columns; the provenance (a sentence) is last and left unpadded."""
+    rows = [("field", "value", "source")] + [(n.field, n.value, n.provenance) for n in numbers]
+    field_width = max(len(row[0]) for row in rows)
+    value_width = max(len(row[1]) for row in rows)
+    return "\n".join(f"{f:<{field_width}}  {v:<{value_width}}  {p}".rstrip() for f, v, p in rows)
 
 
 def run_validate(args) -> int:

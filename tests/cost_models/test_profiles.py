@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import yaml
 
 from cost_models import ProfileError, list_profiles, load_profile, profile_aliases
 from cost_models.precision import COMPUTE_KINDS
+from cost_models.profile_loader import SANE_RANGES
 from hardware_profiles import PROFILE_DIR
 
 REQUIRED = {"jetson-nano", "jetson-tx2", "jetson-xavier-nx", "jetson-orin-nano", "jetson-agx-orin", "raspberry-pi-4",
@@ -135,7 +137,7 @@ def test_malformed_profile_names_file_field_and_problem(tmp_path, change, field,
 def test_malformed_yaml(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("name: broken\ncompute: {int: [8\n")
-    with pytest.raises(ProfileError, match="malformed YAML at line") as info:
+    with pytest.raises(ProfileError, match="not valid YAML at line 3, column 1") as info:
         load_profile(path)
     assert info.value.file == str(path)
 
@@ -158,3 +160,51 @@ def test_device_that_cannot_run_float_needs_a_fallback(tmp_path):
     with pytest.raises(ProfileError, match=r"the device cannot run int at w1a9 .*declare that kind .* or a .fallback. device") as info:
         load_profile(path)
     assert info.value.field == "compute"
+
+
+# --- aliases.yaml -------------------------------------------------------------------------------------
+def _alias_dir(tmp_path, text: str) -> Path:
+    (tmp_path / "bismo.yaml").write_text((PROFILE_DIR / "bismo.yaml").read_text())
+    (tmp_path / "aliases.yaml").write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("b: bismo\nb: bismo\n", "duplicate key 'b' (first at line 1)"),
+    ("b: &x bismo\nc: *x\n", "alias '*x' is not allowed"),
+    ("b: bitfusion\n", "alias 'b' names 'bitfusion', which is not a profile here; known profiles: bismo"),
+    ("bismo: bismo\n", "alias 'bismo' is already the name of a profile"),
+    ("- bismo\n", "expected a mapping of alias name to profile name"),
+    ("b: [bismo]\n", "expected a mapping of alias name to profile name"),
+])
+def test_bad_aliases_file(tmp_path, text, problem):
+    with pytest.raises(ProfileError, match=re.escape(problem)) as info:
+        profile_aliases(_alias_dir(tmp_path, text))
+    assert info.value.file.endswith("aliases.yaml")
+
+
+def test_empty_aliases_file_means_no_aliases(tmp_path):
+    assert profile_aliases(_alias_dir(tmp_path, "# none yet\n")) == {}
+
+
+# --- sane ranges and the shipped profiles ---------------------------------------------------------------
+def test_every_shipped_number_is_inside_its_sane_range():
+    """The ranges refuse typos and overflow, never a real device: every shipped profile loads (checked above)
+    and its extreme numbers stay well inside the bounds."""
+    profiles = [load_profile(name) for name in list_profiles()]
+    peaks = [ops for p in profiles for kind in p.compute.values() for ops in kind.peak_ops.values()]
+    bandwidths = [lv.bandwidth for p in profiles for lv in p.memory.values() if lv.bandwidth]
+    assert SANE_RANGES["throughput"].low * 1e3 < min(peaks) and max(peaks) < SANE_RANGES["throughput"].high / 1e3
+    assert SANE_RANGES["bandwidth"].low * 1e3 < min(bandwidths) and max(bandwidths) < SANE_RANGES["bandwidth"].high
+
+
+def test_profile_numbers_list_every_quantity_with_its_provenance():
+    profile = load_profile("coral-edgetpu")
+    numbers = {n.field: n for n in profile.numbers()}
+    assert numbers["compute.int.peak.8"].value == "4 TOPS"
+    assert numbers["compute.int.peak.8"].provenance.startswith("source: coral.ai")
+    assert numbers["fallback"].value == "x86-avx2-vnni"
+    assert numbers["memory.sram.holds_weights"].value == "true"
+    assert numbers["energy.int8_mac"].provenance.startswith("derived: ")  # written in the file
+    assert numbers["energy.float32_mac"].provenance.startswith("default: Horowitz")  # left to the default
+    assert all(n.provenance for n in numbers.values())
