@@ -39,11 +39,23 @@ def run(args) -> int:
         raise ExportError(f"unknown export format {args.format!r}; supported: {', '.join(FORMATS)}")
     loaded = load_run(args.run_dir)
     example = _example_input(loaded.metrics, loaded.example_input)
-    out = Path(args.out) if args.out else loaded.path / "model.onnx"
+    out = _output_path(args.out, loaded.path)
     report = export_onnx(loaded.model, example, out, opset=args.opset, int4=args.int4, verify=args.verify)
     print(report.summary())
     print(f"wrote {report.path} and {report.sidecar_path}")
     return 0
+
+
+def _output_path(out: str | None, run_dir: Path) -> Path:
+    """``--out`` as a file path: a directory (existing, or written with a trailing slash) gets model.onnx inside."""
+    if not out:
+        return run_dir / "model.onnx"
+    path = Path(out)
+    if path.is_dir() or out.endswith(("/", "\\")):
+        return path / "model.onnx"
+    if path.suffix.lower() != ".onnx":
+        raise ExportError(f"--out {out}: expected a .onnx file name or a directory")
+    return path
 
 
 def _example_input(metrics: dict, fallback: torch.Tensor) -> torch.Tensor:

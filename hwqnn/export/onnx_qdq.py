@@ -211,13 +211,14 @@ def _verify(report: ExportReport, data: bytes, example_input, reference) -> None
 
 
 def _log(report: ExportReport) -> None:
+    """Per-tensor details at debug level: ``report.summary()`` is what a person reads (the CLI prints it)."""
     for record in report.tensors:
-        log.info("%s %s: %s@%d -> %s%s; TensorRT int8: %s (%s)", record.layer, record.role, record.scheme,
+        log.debug("%s %s: %s@%d -> %s%s; TensorRT int8: %s (%s)", record.layer, record.role, record.scheme,
                  record.bits, record.representation, f" ({record.reason})" if record.reason else "",
                  "yes" if record.tensorrt_native else "no", record.tensorrt_note)
     for note in report.warnings:
         log.warning("%s", note)
-    log.info("wrote %s and %s", report.path, report.sidecar_path)
+    log.debug("wrote %s and %s", report.path, report.sidecar_path)
 
 
 __all__ = ["export_onnx", "TensorExport"]

@@ -214,7 +214,7 @@ def _run_point(float_model: nn.Module, train_data, val_data, cfg: SearchConfig, 
     try:
         result = search(copy.deepcopy(float_model), train_data, val_data, target=cfg.target,
                         budgets=[str(b) for b in budgets], config=cfg, run_dir=run_dir, meta=point_meta,
-                        warm_start=warm_state)
+                        warm_start=warm_state, overwrite=True)  # an unfinished point of this sweep restarts
     except BudgetInfeasibleError as exc:
         log.warning("sweep point %s is infeasible: %s", name, exc)
         seconds = time.perf_counter() - start

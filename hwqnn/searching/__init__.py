@@ -7,6 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..run_dir import prepare_run_dir
 from .budgets import DEFAULT_BUDGETS, Budget, parse_budget, parse_budgets
 from .config import SearchConfig
 from .study import SearchResult, Study
@@ -25,6 +26,7 @@ def search(
     meta: dict | None = None,
     on_step: Callable[[str, int], None] | None = None,
     warm_start: dict | None = None,
+    overwrite: bool = False,
     **overrides,
 ) -> SearchResult:
     """Search a mixed-precision policy for ``target`` under ``budgets``, then fine-tune and evaluate it.
@@ -34,7 +36,10 @@ def search(
     With ``run_dir`` every phase checkpoints and the run directory is written; ``resume=True``
     continues an interrupted run from it. ``warm_start`` (a previous result's ``search_state``) starts
     the search from a neighbour's weights, logits and bits instead of from the float model.
+    A new run refuses a ``run_dir`` that already holds a run unless ``overwrite`` (which replaces it).
     """
+    if run_dir is not None:
+        prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     cfg = SearchConfig(**{**(config.to_dict() if config else {}), **overrides, "target": target,
                           "budgets": [str(b) for b in budgets] if budgets is not None else
                           (config.budgets if config else None)})

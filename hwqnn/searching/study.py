@@ -23,8 +23,8 @@ import cost_models
 from ..errors import RunDirError
 from ..policy import Policy
 from ..qag import QuantizedModel, convert
-from ..run_dir import atomic_torch_save, atomic_write_json
-from .budgets import METRICS, parse_budgets, resolve_budgets
+from ..run_dir import atomic_torch_save, read_checkpoint, tidy_for_json, write_finished_run
+from .budgets import METRICS, format_cost, parse_budgets, resolve_budgets
 from .config import SearchConfig
 from .constraints import AugmentedLagrangian
 from .finalize import capture_slot_inputs, finalize_policy
@@ -34,6 +34,8 @@ from .train import evaluate, train_epoch
 log = logging.getLogger(__name__)
 PHASES = ("pretrain", "search", "finalize", "finetune", "done")
 COST_KEYS = tuple(METRICS.values())
+#: The unit of each cost in metrics.json (values are plain SI; ``costs_readable`` has them formatted).
+COST_UNITS = {"latency_s": "s", "energy_j": "J", "size_bytes": "B", "peak_memory_bytes": "B"}
 
 
 @dataclass
@@ -137,10 +139,15 @@ class Study:
         atomic_torch_save(state, self.run_dir / "checkpoint.pt")
 
     def load_checkpoint(self, path: Path) -> None:
+        state = read_checkpoint(path, map_location=self.device)
         try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as exc:
-            raise RunDirError(f"cannot read checkpoint {path}: {exc}") from None
+            self._load_state(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise RunDirError(f"checkpoint {path} does not fit this run ({type(exc).__name__}: {exc}); "
+                              f"start the run again with --overwrite") from None
+        log.info("resuming at phase %s, epoch %d", self.phase, self.epoch)
+
+    def _load_state(self, state: dict) -> None:
         self.phase, self.epoch = state["phase"], int(state["epoch"])
         self.history = list(state["history"])
         self.lagrangian.load_state_dict(state["lagrangian"])
@@ -153,7 +160,6 @@ class Study:
         self.optimizer_state = state["optimizers"]
         self.scheduler_state = state.get("schedulers")
         torch.set_rng_state(state["rng"])
-        log.info("resuming at phase %s, epoch %d", self.phase, self.epoch)
 
     # --- phases --------------------------------------------------------------------------------
     def _epoch_seed(self, phase: str) -> int:
@@ -293,11 +299,8 @@ class Study:
         start = time.perf_counter()
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            ckpt = self.run_dir / "checkpoint.pt"
             if resume:
-                if not ckpt.is_file():
-                    raise RunDirError(f"cannot resume: {ckpt} does not exist (the run never started or already finished)")
-                self.load_checkpoint(ckpt)
+                self.load_checkpoint(self.run_dir / "checkpoint.pt")
         try:
             self._advance(cfg)
         except KeyboardInterrupt:
@@ -356,14 +359,18 @@ class Study:
             "config": self.config.to_dict(),
             "versions": {"hwqnn": __version__, "torch": torch.__version__, "python": platform.python_version()},
             "wall_time_s": self.times,
+            "units": COST_UNITS,
+            "costs_readable": {k: format_cost(k, v) for k, v in costs.items()},
         }
-        result = SearchResult(self.policy, self.qmodel, metrics, self.history, self.run_dir, self.search_state)
+        metrics = tidy_for_json(metrics)
         if self.run_dir is not None:
             from .report import write_summary_png
 
             atomic_torch_save(self.qmodel.state_dict(), self.run_dir / "model.pt")
-            atomic_write_json(self.run_dir / "metrics.json", metrics)
+            metrics = write_finished_run(self.run_dir, metrics)  # last: binds policy, weights and metrics
             write_summary_png(self.run_dir / "summary.png", self.history, self.policy, self.qmodel.layer_names)
+        result = SearchResult(self.policy, self.qmodel, metrics, self.history, self.run_dir, self.search_state)
+        if self.run_dir is not None:
             ckpt = self.run_dir / "checkpoint.pt"
             if ckpt.exists():
                 ckpt.unlink()

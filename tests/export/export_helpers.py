@@ -114,7 +114,7 @@ def export_zoo(model_name: str, policy, tmp_path: Path, **kwargs) -> tuple[Quant
 
 def write_run_dir(path: Path, model_name: str = "tiny_cnn", policy: Policy | None = None) -> tuple[Path, QuantizedModel]:
     """A finished run directory as ``hwqnn search`` leaves it (policy.yaml, metrics.json, model.pt)."""
-    from hwqnn.run_dir import atomic_torch_save, atomic_write_json
+    from hwqnn.run_dir import atomic_torch_save, write_finished_run
 
     policy = policy or Policy({"default": LayerPolicy("uniform", 4, "uniform", 8)})
     calibration, _, _ = inputs_for(model_name)
@@ -122,7 +122,7 @@ def write_run_dir(path: Path, model_name: str = "tiny_cnn", policy: Policy | Non
     path.mkdir(parents=True, exist_ok=True)
     policy.save(path / "policy.yaml")
     spec = model_spec(model_name)
-    atomic_write_json(path / "metrics.json", {"model": model_name, "num_classes": 10, "seed": 0,
-                                              "input_shape": list(spec.input_shape), "data": spec.default_data})
     atomic_torch_save(model.state_dict(), path / "model.pt")
+    write_finished_run(path, {"model": model_name, "num_classes": 10, "seed": 0,
+                              "input_shape": list(spec.input_shape), "data": spec.default_data})
     return path, model

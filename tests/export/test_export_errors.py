@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from hwqnn.errors import ExportError, RunDirError
 from hwqnn.export import export_onnx
 from hwqnn.models import create_model
 from hwqnn.policy import LayerPolicy, Policy
-from hwqnn.run_dir import load_run
+from hwqnn.run_dir import load_run, write_finished_run
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +41,30 @@ def test_missing_run_directory(tmp_path, capsys):
     assert err.startswith("hwqnn export: error:") and "does not exist" in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize(("damage", "words"), [
-    (lambda d: (d / "model.pt").unlink(), "missing model.pt"),
-    (lambda d: (d / "metrics.json").write_text("{not json"), "not valid JSON"),
-    (lambda d: (d / "metrics.json").write_text(json.dumps({"model": "tiny_cnn"})), "lacks 'num_classes'"),
-    (lambda d: (d / "policy.yaml").write_text("layers: [1, 2]"), "non-empty mapping"),
-    (lambda d: (d / "model.pt").write_bytes(b"garbage"), "does not load"),
+def _resign(run_dir: Path) -> None:
+    """Write a fresh fingerprint over the damaged files, to reach the checks behind the fingerprint."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics.pop("fingerprint", None)
+    write_finished_run(run_dir, metrics)
+
+
+@pytest.mark.parametrize(("damage", "resign", "words"), [
+    (lambda d: (d / "model.pt").unlink(), False, "missing model.pt"),
+    (lambda d: (d / "metrics.json").write_text("{not json"), False, "not valid JSON"),
+    (lambda d: (d / "metrics.json").write_bytes(b"\xff\xfe{}"), False, "not valid JSON"),
+    (lambda d: (d / "metrics.json").write_text("[1, 2]"), False, "holds a list"),
+    (lambda d: (d / "metrics.json").write_text(json.dumps({"model": "tiny_cnn"})), False, "no run fingerprint"),
+    (lambda d: (d / "metrics.json").write_text(json.dumps({"model": "tiny_cnn"})), True, "lacks 'num_classes'"),
+    (lambda d: (d / "policy.yaml").write_text("layers: [1, 2]"), False, "policy.yaml changed"),
+    (lambda d: (d / "policy.yaml").write_text("layers: [1, 2]"), True, "non-empty mapping"),
+    (lambda d: (d / "model.pt").write_bytes(b"garbage"), False, "model.pt changed"),
+    (lambda d: (d / "model.pt").write_bytes(b"garbage"), True, "does not load"),
 ])
-def test_malformed_run_directory(run_template, tmp_path, capsys, damage, words):
+def test_malformed_run_directory(run_template, tmp_path, capsys, damage, resign, words):
     run_dir = _copy(run_template, tmp_path)
     damage(run_dir)
+    if resign:
+        _resign(run_dir)
     with pytest.raises(RunDirError, match=words):
         load_run(run_dir)
     assert main(["export", str(run_dir)]) == 2
@@ -60,6 +75,7 @@ def test_policy_whose_layers_do_not_match_the_model(run_template, tmp_path, caps
     run_dir = _copy(run_template, tmp_path)
     Policy({"features.9.conv": LayerPolicy("uniform", 4, "uniform", 4),
             "default": LayerPolicy("uniform", 4, "uniform", 8)}).save(run_dir / "policy.yaml")
+    _resign(run_dir)
     with pytest.raises(RunDirError, match=r"does not match model 'tiny_cnn'.*features\.9\.conv"):
         load_run(run_dir)
     assert main(["export", str(run_dir)]) == 2
