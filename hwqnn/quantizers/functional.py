@@ -6,6 +6,11 @@ lies inside the codes' range and 0 outside; ``dy/dscale = codes - x / scale`` in
 outside (PACT keeps only the outside term). A scale computed from ``x`` (a mean, a standard deviation)
 therefore passes its own gradient back to ``x`` as well.
 
+A scale may be zero (an all-zero channel, or a learned step that has not seen data yet): the output is
+then exactly 0, even on grids without a zero level (the 1-bit sign grid), because the grid has collapsed
+to {0}. Only the division ``x / scale`` floors the scale at the dtype's tiny (:func:`divisor`). The output
+has the dtype of ``x``: scales and zero points are cast to it.
+
 Reductions take ``dims``: ``None`` reduces everything (per tensor, 0-d result); a tuple reduces those
 dims with ``keepdim=True`` (per channel), and an empty tuple keeps every element.
 
@@ -72,7 +77,7 @@ class ScaledCodes(torch.autograd.Function):
     def forward(ctx, x: Tensor, scale: Tensor, codes: Tensor, lo: float | Tensor, hi: float | Tensor,
                 inside_scale_grad: bool) -> Tensor:
         bounds = [b for b in (lo, hi) if torch.is_tensor(b)]
-        ctx.save_for_backward(x, scale, codes, *bounds)
+        ctx.save_for_backward(x, divisor(scale, x), codes, *bounds)
         ctx.lo, ctx.hi = (None if torch.is_tensor(b) else b for b in (lo, hi))
         ctx.inside_scale_grad = inside_scale_grad
         return codes * scale
@@ -118,9 +123,12 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
 
 def scaled_codes(x: Tensor, scale: Tensor, codes: Tensor, lo: float | Tensor, hi: float | Tensor,
                  inside_scale_grad: bool = True) -> Tensor:
-    """``codes * scale`` with the LSQ gradient (PACT's when ``inside_scale_grad`` is False)."""
+    """``codes * scale`` in x's dtype, with the LSQ gradient (PACT's when ``inside_scale_grad`` is False).
+
+    A zero ``scale`` gives exact zeros (see the module doc); the gradient divides by :func:`divisor`.
+    """
     lo, hi = (b.to(x) if torch.is_tensor(b) else float(b) for b in (lo, hi))
-    return ScaledCodes.apply(x, scale, codes, lo, hi, inside_scale_grad)
+    return ScaledCodes.apply(x, scale.to(x.dtype), codes, lo, hi, inside_scale_grad)
 
 
 # --- small elementwise helpers -----------------------------------------------------------------------
@@ -174,6 +182,11 @@ def check_input(x: object, scheme: str) -> tuple[Tensor, Tensor] | None:
 def tiny(dtype: torch.dtype) -> float:
     """Smallest positive normal number of ``dtype``: the floor of every scale (no division by zero)."""
     return torch.finfo(dtype).tiny
+
+
+def divisor(scale: Tensor, x: Tensor) -> Tensor:
+    """``scale`` in x's dtype, floored at its tiny: what ``x`` is divided by (a zero scale may not divide)."""
+    return scale.to(x.dtype).clamp_min(tiny(x.dtype))
 
 
 def reduce(x: Tensor, op: str, dims: Dims) -> Tensor:
@@ -273,9 +286,12 @@ def grid_codes(u: Tensor, bits: int, unsigned: Unsigned) -> Tensor:
 
 def uniform_fake_quant(x: Tensor, step: Tensor, bits: int, unsigned: Unsigned,
                        inside_scale_grad: bool = True) -> Tensor:
-    """Symmetric (or unsigned) uniform fake quantization with step ``step`` (see :func:`grid_codes`)."""
+    """Symmetric (or unsigned) uniform fake quantization with step ``step`` (see :func:`grid_codes`).
+
+    A zero step gives exact zeros, also on the 1-bit sign grid, which has no zero level.
+    """
     with torch.no_grad():
-        codes = grid_codes(x / step, bits, unsigned)
+        codes = grid_codes(x / divisor(step, x), bits, unsigned)
     lo, hi = grid_bounds(bits, unsigned)
     return scaled_codes(x, step, codes, lo, hi, inside_scale_grad)
 
@@ -284,6 +300,9 @@ def affine_fake_quant(x: Tensor, scale: Tensor, zero_point: Tensor | float, qmin
     """``(clamp(round(x / scale) + zero_point, qmin, qmax) - zero_point) * scale`` with the LSQ gradient."""
     if zero_point.numel() == 1 and zero_point.device.type == "cpu":
         zero_point = float(zero_point)  # free to read on CPU; clamping to Python numbers is ~4x faster
+    elif torch.is_tensor(zero_point):
+        zero_point = zero_point.to(x.dtype)  # a float32 zero point must not promote a float16 input
+    scale = divisor(scale, x)
     with torch.no_grad():
         codes = torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax) - zero_point
     return scaled_codes(x, scale, codes, qmin - zero_point, qmax - zero_point)
@@ -358,7 +377,7 @@ def residual_binarize(x: Tensor, bits: int, term_scale: Callable[[int, Tensor], 
     else:
         out, residual, total = torch.zeros_like(x), x, torch.zeros((), dtype=x.dtype, device=x.device)
     for i in range(done, bits):
-        scale = term_scale(i, residual)
+        scale = term_scale(i, residual).to(x.dtype)
         term = scale * sign_codes(residual.detach())
         out, residual, total = out + term, residual - term, total + scale.detach()
         cache[i + 1] = (out, residual, total)
@@ -432,13 +451,13 @@ def l2_step_from_stats(std: Tensor, mean_x: Tensor, positive_rms_x: Tensor | Non
     """The ul2q step: ``c_b * std`` (signed grid) or ``c_b+ * positive_rms`` (unsigned grid).
 
     Floored at ``|mean| / highest code`` (a constant or strongly off-centre tensor is then represented
-    instead of clipped to almost nothing) and at the dtype's tiny. ``positive_rms_x`` may be None when
-    the grid is signed.
+    instead of clipped to almost nothing). Zero only for an all-zero tensor (or channel), which then
+    quantizes to exact zeros. ``positive_rms_x`` may be None when the grid is signed.
     """
     step = by_sign(unsigned, lambda: positive_rms_x * gaussian_l2_step(bits, True),
                    lambda: std * gaussian_l2_step(bits, False))
     floor = mean_x.detach().abs() / grid_max_code(bits, unsigned)
-    return torch.maximum(step, floor).clamp_min(tiny(std.dtype))
+    return torch.maximum(step, floor)
 
 
 def l2_step(x: Tensor, bits: int, unsigned: Unsigned, dims: Dims) -> Tensor:

@@ -13,7 +13,9 @@ import pandas as pd
 
 import cost_models
 
-from ..pareto import COST_KEYS, REFERENCE_COST, REFERENCE_ERROR, figure_bytes, usable
+from ..pareto import COST_KEYS, COST_LABELS, REFERENCE_COST, REFERENCE_ERROR, figure_bytes, usable
+from ..pareto._points import METRIC_OF
+from ..searching.budgets import format_cost
 from . import _tables as tables
 from ._document import Code, Document, Figure, Table
 from ._figures import (
@@ -29,6 +31,31 @@ from ._sources import TargetRuns
 
 log = logging.getLogger(__name__)
 CsvSink = Callable[[str, pd.DataFrame], str]
+
+
+def recommended(doc: Document, groups: list[TargetRuns], csv: CsvSink) -> None:
+    s = doc.section("Recommended policy per target")
+    frame = tables.recommended(groups)
+    s.add("The recommended point of a target is the most accurate point (searched or uniform) that meets the "
+          "budgets every searched point of that target was held to (a sweep's fixed budgets, or a run's own "
+          "budgets; ties go to the cheaper point in the swept cost). Where no budget holds for every searched point "
+          "(a sweep varies it), it is the knee of the accuracy front of the swept cost (latency when nothing was "
+          "swept): the front point nearest the ideal corner, with error and cost / w8a8 each scaled to [0, 1] over "
+          "the front. The figures mark it with a star.")
+    s.add(*(recommendation_line(row) for row in frame.to_dict("records")))
+    shown = tables.readable(frame.drop(columns=["policy"], errors="ignore"))
+    s.add(Table("recommended", "Recommended point per target (its per-layer policy is in the CSV).", shown,
+                csv("recommended", frame)))
+
+
+def recommendation_line(row: dict) -> str:
+    """``**target**: `point` (kind), 85.00 % top-1, latency 0.05 ms (0.85x w8a8), ...: why.``"""
+    if "accuracy_pct" not in row or pd.isna(row.get("accuracy_pct")):
+        return f"**{row['target']}**: no recommended point ({row['rule']})."
+    costs = ", ".join(f"{COST_LABELS[k]} {format_cost(k, row[k])} ({row[f'{METRIC_OF[k]}_x_w8a8']:.2f}x w8a8)"
+                      for k in COST_KEYS)
+    return (f"**{row['target']}**: `{row['recommended point']}` ({row['kind']}), {row['accuracy_pct']:.2f} % top-1; "
+            f"{costs}. Chosen as {row['rule']}.")
 
 
 def summary(doc: Document, groups: list[TargetRuns], csv: CsvSink) -> None:
@@ -55,7 +82,9 @@ def fronts(doc: Document, groups: list[TargetRuns], csv: CsvSink) -> None:
     overlay = get_overlay_info(groups)
     doc.section("Pareto fronts, all targets").add(Figure(
         "fronts", "Accuracy against each cost for every target: each line is that target's front for that cost "
-        "alone; squares are uniform baselines.", figure_bytes(render_overlay(overlay), "png"),
+        "alone; filled markers are searched points on it, hollow ones dominated searched points, squares uniform "
+        "baselines, thin vertical lines the target's budgets and the star its recommended point.",
+        figure_bytes(render_overlay(overlay), "png"),
         csv("fronts", overlay_frame(groups))))
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..pareto import COST_KEYS, baseline_dominations, short_epochs, summarise_front, usable
+from ..pareto._analysis import Recommendation, recommend_point
 from ..pareto._points import COST_LABELS, METRIC_OF, display_unit
 from ..searching.budgets import parse_budget
 from ._sources import TargetRuns
@@ -23,6 +24,29 @@ def representative_point(group: TargetRuns) -> str | None:
     if with_budget.empty:
         return str(searched.iloc[-1]["name"])
     return str(with_budget.sort_values("budget_value", kind="stable").iloc[0]["name"])
+
+
+def recommendation(group: TargetRuns) -> Recommendation:
+    """The target's recommended point: the most accurate one meeting the budgets every searched point was
+    held to, else the knee of the accuracy front of the swept cost (latency when nothing was swept)."""
+    return recommend_point(group.points, (group.swept_keys or ["latency_s"])[0])
+
+
+def recommended(groups: Sequence[TargetRuns]) -> pd.DataFrame:
+    """One row per target: the recommended point, why, its accuracy and costs (and as multiples of w8a8)."""
+    rows = []
+    for group in groups:
+        choice = recommendation(group)
+        row = {"target": group.target, "recommended point": choice.name or "(none)", "rule": choice.describe()}
+        match = usable(group.points)[usable(group.points)["name"] == choice.name]
+        if not match.empty:
+            point = match.iloc[0]
+            row.update({"kind": point["kind"], "accuracy_pct": float(point["accuracy"]),
+                        **{k: float(point[k]) for k in COST_KEYS},
+                        **{f"{METRIC_OF[k]}_x_w8a8": float(point[k]) / float(point[f"w8a8_{k}"]) for k in COST_KEYS},
+                        "schemes": point["schemes"], "policy": point["policy"]})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def reference_costs(group: TargetRuns) -> dict[str, float]:
@@ -245,7 +269,7 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
         if out[column].dtype.kind == "f":
             if column.endswith(("_pct", "accuracy")):
                 out[column] = [f"{v:.2f}" if pd.notna(v) else "" for v in out[column]]
-            elif column.startswith("speedup") or "_over_first_point" in column:
+            elif column.startswith("speedup") or "_over_first_point" in column or column.endswith("_x_w8a8"):
                 out[column] = [f"{v:.2f}x" if pd.notna(v) else "" for v in out[column]]
             elif column.startswith("energy_saving"):
                 out[column] = [f"{100 * v:.1f}%" if pd.notna(v) else "" for v in out[column]]

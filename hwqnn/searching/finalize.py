@@ -35,10 +35,11 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from ..errors import BudgetInfeasibleError
 from ..policy import LayerPolicy, Policy
 from ..quantizers import COMPUTE_KINDS
-from .budgets import METRICS, format_cost
+from .budgets import DISPLAY_UNIT, METRICS, format_cost
 
 log = logging.getLogger(__name__)
 ADDITIVE = ("latency_s", "energy_j", "size_bytes")
+_METRIC_NAMES = {key: metric for metric, key in METRICS.items()}
 
 
 @dataclass(frozen=True)
@@ -181,20 +182,77 @@ def smallest_achievable(layers, tables, keys) -> dict[str, float]:
     return out
 
 
-def infeasible_message(target: str, bounds: Mapping[str, float], minima: Mapping[str, float], what: str) -> str:
-    names = {v: k for k, v in METRICS.items()}
-    parts = [f"{names[k]} budget {format_cost(k, b)} (smallest achievable {format_cost(k, minima[k])})"
-             for k, b in bounds.items()]
-    return (f"no {what} policy meets every budget on target '{target}': " + "; ".join(parts)
-            + ". Loosen the budgets (e.g. --budget latency=1.2x) or widen --bits-range.")
+def infeasible_message(target: str, bounds: Mapping[str, float], minima: Mapping[str, float], what: str,
+                       reference: Mapping[str, float] | None = None) -> str:
+    """Why no policy fits, and for each budgeted cost the smallest value reachable on ``target``.
+
+    Each reachable value is the minimum of that cost alone (with ``reference``, the w8a8 costs, also as a
+    multiple of w8a8), so the suggested budgets are a lower bound: together they may need more.
+    """
+    short = [k for k, bound in bounds.items() if not _within(minima[k], bound)]
+    lines = [_reachable_line(k, bounds[k], minima[k], reference) for k in bounds]
+    head = f"no {what} policy meets every budget on target '{target}' (smallest achievable value of each cost alone"
+    head += ", as a multiple of uniform w8a8)" if reference else ")"
+    if not short:
+        return (f"{head}: " + "; ".join(lines) + ". Each budget alone is reachable, but not all together: "
+                "loosen one of them, or widen --bits-range.")
+    flags = " ".join(f"--budget {_suggested_budget(k, minima[k], reference)}" for k in short if np.isfinite(minima[k]))
+    example = f" ({flags}; each value is the minimum of that cost alone, so together they may need more)"
+    return (f"{head}: " + "; ".join(lines) + f". Loosen the budgets to at least what is reachable"
+            f"{example if flags else ''}, or widen --bits-range.")
 
 
-def solve_or_raise(layers, tables, bounds: Mapping[str, float], target: str, what: str, time_limit: float = 60.0):
-    """``solve``, or BudgetInfeasibleError stating the smallest achievable value of each budgeted cost."""
+def _within(minimum: float, bound: float) -> bool:
+    return bool(np.isfinite(minimum)) and minimum <= bound * (1 + 1e-9)
+
+
+def _reachable_line(key: str, bound: float, minimum: float, reference: Mapping[str, float] | None) -> str:
+    """``latency budget 0.66x w8a8 (0.04 ms), out of reach: latency >= 0.85x w8a8 (0.0513 ms) is reachable ...``."""
+    metric = _METRIC_NAMES[key]
+    verdict = "reachable alone" if _within(minimum, bound) else "out of reach"
+    budget = f"{metric} budget {_amount(key, bound, reference)}, {verdict}"
+    if not np.isfinite(minimum):
+        return f"{budget}: the solver found no reachable {metric} on this target"
+    return f"{budget}: {metric} >= {_amount(key, minimum, reference)} is reachable on this target"
+
+
+def _amount(key: str, value: float, reference: Mapping[str, float] | None) -> str:
+    """``0.85x w8a8 (0.0513 ms)`` with a w8a8 reference, else ``0.0513 ms``."""
+    ratio = _ratio(key, value, reference)
+    return format_cost(key, value) if ratio is None else f"{ratio:.3g}x w8a8 ({format_cost(key, value)})"
+
+
+def _ratio(key: str, value: float, reference: Mapping[str, float] | None) -> float | None:
+    base = (reference or {}).get(key)
+    return value / base if base else None
+
+
+def _suggested_budget(key: str, minimum: float, reference: Mapping[str, float] | None) -> str:
+    """The smallest budget, rounded up to 3 significant digits, that admits ``minimum`` (``latency=0.852x``)."""
+    metric = _METRIC_NAMES[key]
+    ratio = _ratio(key, minimum, reference)
+    if ratio is not None:
+        return f"{metric}={_round_up(ratio):g}x"
+    unit, scale = DISPLAY_UNIT[metric]
+    return f"{metric}={_round_up(minimum / scale):g}{unit}"
+
+
+def _round_up(value: float, digits: int = 3) -> float:
+    """``value`` rounded up to ``digits`` significant digits (a budget at it still admits ``value``)."""
+    if value <= 0:
+        return value
+    step = 10.0 ** (np.floor(np.log10(value)) - digits + 1)
+    return float(np.ceil(value / step * (1 - 1e-12)) * step)
+
+
+def solve_or_raise(layers, tables, bounds: Mapping[str, float], target: str, what: str, time_limit: float = 60.0,
+                   reference: Mapping[str, float] | None = None):
+    """``solve``, or BudgetInfeasibleError stating, per budgeted cost, the smallest value reachable on the
+    target (as a multiple of ``reference``, the w8a8 costs, when given)."""
     solved = solve(layers, tables, bounds, time_limit=time_limit)
     if solved is None:
         minima = smallest_achievable(layers, tables, list(bounds))
-        raise BudgetInfeasibleError(infeasible_message(target, bounds, minima, what))
+        raise BudgetInfeasibleError(infeasible_message(target, bounds, minima, what, reference))
     return solved
 
 
@@ -298,14 +356,14 @@ def finalize_policy(space, bounds: Mapping[str, float], target: str, captured: M
     """Schemes and bits of every layer by one MILP over all (scheme, bits) options.
 
     Returns (policy, MILP totals, info); ``info["schemes_changed"]`` lists the slots whose chosen scheme
-    differs from the search's argmax. Raises BudgetInfeasibleError with the smallest achievable value
-    of each budgeted cost when no option fits.
+    differs from the search's argmax. Raises BudgetInfeasibleError with the smallest value of each
+    budgeted cost reachable on the target (relative to ``reference``, the w8a8 costs) when no option fits.
     """
     layers = build_options(space, captured, sensitivity_weight, prior_weight, bits_weight)
     tables = option_costs(space.cost_model, space.ops, layers)
     if reference and device_cost_weight:
         add_device_cost(layers, tables, reference, device_cost_weight)
-    choice, totals = solve_or_raise(layers, tables, bounds, target, "integer")
+    choice, totals = solve_or_raise(layers, tables, bounds, target, "integer", reference=reference)
     policy = to_policy(layers, choice)
     changed = []
     for op in space.ops:

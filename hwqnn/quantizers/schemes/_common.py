@@ -13,7 +13,16 @@ from torch import Tensor
 
 from ...errors import SchemeError
 from ..base import AffineGrid, Scheme, check_bits
-from ..functional import Dims, check_input, reduce
+from ..functional import Dims, check_input, reduce, tiny
+
+#: Input dtypes quantized in float32 and cast back. Their range and mantissa are too small for the grid
+#: math: float16 overflows at 65504 (below the 16-bit unsigned code 65535, and below the sums that
+#: statistics take), and neither holds integer codes above 2^11 (bfloat16: 2^8) exactly.
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def is_low_precision(x: object) -> bool:
+    return torch.is_tensor(x) and x.dtype in LOW_PRECISION
 
 
 class ObservedScheme(Scheme):
@@ -30,6 +39,8 @@ class ObservedScheme(Scheme):
       because it costs a host sync, and a NaN input gives NaN outputs.
     - Signed or unsigned activation grid: a Python bool on CPU (free to read), a 0-d tensor elsewhere
       (no host sync); the functional helpers accept both.
+    - The output has the input's dtype; float16 and bfloat16 inputs are quantized in float32
+      (see :data:`LOW_PRECISION`).
     """
 
     #: EMA momentum of the running statistics.
@@ -66,6 +77,8 @@ class ObservedScheme(Scheme):
 
     # --- the Scheme contract -----------------------------------------------------------------------
     def forward(self, x: Tensor, bits: int | float | Tensor) -> Tensor:
+        if is_low_precision(x):
+            return self.forward(x.float(), bits).to(x.dtype)
         with self._observing(x):
             return super().forward(x, bits)
 
@@ -73,19 +86,24 @@ class ObservedScheme(Scheme):
         bits = check_bits(bits, self.name)
         if self._memo is not None:
             return self._fake_quantize_nonempty(x, bits)
+        if is_low_precision(x):
+            return self.quantize(x.float(), bits).to(x.dtype)
         with self._observing(x):
             return self._fake_quantize_nonempty(x, bits)
 
     def affine_grid(self, x: Tensor, bits: int) -> AffineGrid | None:
         """The grid of ``quantize(x, bits)`` in the current mode; reads running statistics, never updates them."""
         bits = check_bits(bits, self.name)
+        if is_low_precision(x):
+            return self.affine_grid(x.float(), bits)
         with self._observing(x, frozen=True):
             spec = self.grid_spec(x, bits) if x.numel() else None
         if spec is None:
             return None
         scale, zero_point, qmin, qmax, exact = spec
         per_channel = self.stat_dims(x) is not None
-        scale = scale.detach().reshape(-1) if per_channel else scale.detach().reshape(())
+        scale = scale.detach().to(x.dtype).clamp_min(tiny(x.dtype))  # a zero scale (all-zero input) is not a grid
+        scale = scale.reshape(-1) if per_channel else scale.reshape(())
         zero_point = torch.as_tensor(zero_point, device=scale.device).detach()
         zero_point = zero_point.reshape(-1) if per_channel else zero_point.reshape(())
         return AffineGrid(scale=scale, zero_point=torch.broadcast_to(zero_point, scale.shape).to(torch.int32),
@@ -177,20 +195,22 @@ class ObservedScheme(Scheme):
         return bool(nonnegative) if nonnegative.device.type == "cpu" else nonnegative
 
     # --- learned parameters ----------------------------------------------------------------------------
-    def lazy_init(self, key: str, flags: Tensor, index: int, init: Callable[[], bool]) -> None:
-        """Run ``init`` the first time ``key`` is used (``flags[index]`` records it in the state dict).
+    def lazy_init(self, key: str, flags: Tensor, index: int, init: Callable[[], bool]) -> bool:
+        """Run ``init`` the first time ``key`` is used (``flags[index]`` records it in the state dict);
+        return whether the parameter is initialised.
 
         ``init`` writes the parameter and returns True, or returns False without writing when the batch
         cannot set it (all zeros): the next batch then tries again.
         """
         if key in self._known:
-            return
+            return True
         if not bool(flags[index]):
             with torch.no_grad():
                 if not init():
-                    return
+                    return False
                 flags[index] = True
         self._known.add(key)
+        return True
 
     def per_channel_param(self, param: Tensor, x: Tensor) -> Tensor:
         """A (channels,) or (1,) parameter shaped to broadcast against ``x``."""

@@ -25,7 +25,9 @@ class _TwnStatistics(ObservedScheme):
 
 @register_scheme
 class Binary(_TwnStatistics):
-    """Binary: ``y = a * sign(x)``, ``a = mean|x|`` per channel, sign(0) = +1 (BWN / XNOR-Net).
+    """Binary: ``y = a * sign(x)``, ``a = mean|x|`` per channel, sign(0) = +1 (BWN / XNOR-Net): the grid
+    {-a, +a} has no zero, so a zero maps to +a, a level nearest to it; an all-zero channel has ``a = 0``
+    and stays exactly 0.
     Non-negative activations get ``{0, s}`` instead: ``y = s * [x > 0.7 * mean x]``, ``s`` = mean of
     ``x`` above that threshold (TWN's rule on one side). Gradient: straight-through, ``dy/dx = 1`` where
     ``|x| <= a`` and 0 beyond, plus the scale's own path (as XNOR-Net keeps it): ``dy/da = sign(x) - x/a``
@@ -50,7 +52,7 @@ class Binary(_TwnStatistics):
             return (x > threshold).to(x.dtype), scale
 
         def two_sided() -> tuple[Tensor, Tensor]:
-            return sign_codes(x), self.abs_mean(x).clamp_min(tiny(x.dtype))
+            return sign_codes(x), self.abs_mean(x)  # zero for an all-zero channel: the output is then 0
 
         codes, scale = by_sign(unsigned, one_sided, two_sided)
         return codes, scale, where_unsigned(unsigned, 0.0, -1.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..functional import grid_bounds, l2_step, tiny, uniform_fake_quant, where_unsigned
+from ..functional import grid_bounds, l2_step, uniform_fake_quant, where_unsigned
 from ..registry import register_scheme
 from ._common import ObservedScheme
 
@@ -20,7 +20,8 @@ class Clip(ObservedScheme):
     """Clip (PACT): uniform with a learned clipping range ``a`` shared by all bitwidths (per channel for
     weights): the grid of ``uniform`` with step ``a / Q`` covering ``[-a, a]`` (``[0, a]`` for
     non-negative activations; levels +-a/2 at b = 1). ``a`` is initialised to ul2q's L2-optimal range
-    at the bitwidth of the first call. Gradient (PACT): ``dy/dx = 1`` inside the range, 0 outside;
+    at the bitwidth of the first call that is not all zero (until then ``a = 0`` and the output is 0).
+    Gradient (PACT): ``dy/dx = 1`` inside the range, 0 outside;
     ``dy/da = sign(x)`` outside the range and 0 inside (so, as in PACT, a too-wide range shrinks only
     through weight decay on ``a``).
     """
@@ -34,6 +35,7 @@ class Clip(ObservedScheme):
         self.register_buffer("alpha_initialized", torch.zeros(1, dtype=torch.bool))
 
     def step(self, x: Tensor, bits: int, unsigned: bool | Tensor) -> Tensor:
+        """``a / Q`` shaped for ``x`` (in x's dtype); zero while only all-zero batches were seen."""
         divisor = range_divisor(bits, unsigned)
 
         def init() -> bool:
@@ -43,9 +45,9 @@ class Clip(ObservedScheme):
             self.alpha.copy_(value.to(self.alpha.dtype).expand_as(self.alpha))
             return True
 
-        self.lazy_init("alpha", self.alpha_initialized, 0, init)
-        alpha = self.per_channel_param(self.alpha, x).abs().clamp_min(tiny(x.dtype))
-        return alpha / divisor
+        if not self.lazy_init("alpha", self.alpha_initialized, 0, init):
+            return torch.zeros_like(self.per_channel_param(self.alpha.detach(), x), dtype=x.dtype)
+        return self.per_channel_param(self.alpha, x).to(x.dtype).abs() / divisor
 
     def fake_quantize(self, x: Tensor, bits: int) -> Tensor:
         unsigned = self.unsigned(x)

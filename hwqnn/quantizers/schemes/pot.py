@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ..base import HardwareFacts
-from ..functional import abs_max, pot_codes, pot_exponent_count, scaled_codes, tiny, where_unsigned
+from ..functional import abs_max, divisor, pot_codes, pot_exponent_count, scaled_codes, where_unsigned
 from ..registry import register_scheme
 from ._common import ObservedScheme
 
@@ -26,12 +26,13 @@ class PowerOfTwo(ObservedScheme):
         return HardwareFacts("shift", self.effective_bits(bits))
 
     def _scale(self, x: Tensor) -> Tensor:
-        return self.statistic("absmax", lambda: abs_max(x, self.stat_dims(x))).clamp_min(tiny(x.dtype))
+        """max|x|: zero for an all-zero channel, which then quantizes to exact zeros (even at 1 bit)."""
+        return self.statistic("absmax", lambda: abs_max(x, self.stat_dims(x)))
 
     def fake_quantize(self, x: Tensor, bits: int) -> Tensor:
         scale, unsigned = self._scale(x), self.unsigned(x)
         with torch.no_grad():
-            codes = pot_codes(x / scale, bits, unsigned)
+            codes = pot_codes(x / divisor(scale, x), bits, unsigned)
         return scaled_codes(x, scale, codes, where_unsigned(unsigned, 0.0, -1.0), 1.0)
 
     def grid_spec(self, x: Tensor, bits: int):

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ..base import MAX_BITS
-from ..functional import GradScale, grid_bounds, grid_max_code, l2_step, tiny, uniform_fake_quant
+from ..functional import GradScale, grid_bounds, grid_max_code, l2_step, uniform_fake_quant
 from ..registry import register_scheme
 from ._common import ObservedScheme
 
@@ -15,7 +15,8 @@ from ._common import ObservedScheme
 class Uniform(ObservedScheme):
     """Uniform (LSQ): ``y = s_b * clamp(round(x / s_b), -Q, Q)``, ``Q = 2^(b-1) - 1`` (the sign at
     b = 1; codes ``[0, 2^b - 1]`` for non-negative activations), with a learned step ``s_b`` per
-    bitwidth (and channel) initialised to ul2q's L2-optimal step of the first batch. Gradient (LSQ):
+    bitwidth (and channel) initialised to ul2q's L2-optimal step of the first batch that is not all
+    zero; until then the step is that of an all-zero batch, 0, and the output is 0. Gradient (LSQ):
     ``dy/dx = 1`` inside the grid and 0 outside; ``dy/ds = round(x/s) - x/s`` inside and the end
     code outside, scaled by ``1 / sqrt(N * Q)``.
     """
@@ -29,7 +30,8 @@ class Uniform(ObservedScheme):
         self.register_buffer("step_initialized", torch.zeros(MAX_BITS, dtype=torch.bool))
 
     def learned_step(self, x: Tensor, bits: int, unsigned: bool | Tensor) -> Tensor:
-        """The step at ``bits`` shaped for ``x``, with LSQ's gradient scale; initialised on first use."""
+        """The step at ``bits`` shaped for ``x`` (in x's dtype), with LSQ's gradient scale; initialised on
+        first use. Zero while only all-zero batches were seen: an all-zero tensor has no scale to learn from."""
 
         def init() -> bool:
             if not bool(x.detach().ne(0).any()):
@@ -39,10 +41,11 @@ class Uniform(ObservedScheme):
             row.copy_(value.to(row.dtype).expand_as(row))
             return True
 
-        self.lazy_init(f"step{bits}", self.step_initialized, bits - 1, init)
+        if not self.lazy_init(f"step{bits}", self.step_initialized, bits - 1, init):
+            return torch.zeros_like(self.per_channel_param(self.step[bits - 1].detach(), x), dtype=x.dtype)
         factor = (self.scale_count(x) * grid_max_code(bits, unsigned)) ** -0.5
         step = GradScale.apply(self.step[bits - 1], factor)
-        return self.per_channel_param(step, x).abs().clamp_min(tiny(x.dtype))
+        return self.per_channel_param(step, x).to(x.dtype).abs()
 
     def fake_quantize(self, x: Tensor, bits: int) -> Tensor:
         unsigned = self.unsigned(x)
