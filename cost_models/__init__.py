@@ -2,16 +2,29 @@
 
 from .calibrate import CalibrationReport, calibrate
 from .cost_model import CostModel
-from .errors import CalibrationError, CostModelError, PolicyFormatError, ProfileError, WorkloadError, YamlFileError
+from .energy import HOROWITZ_SOURCE, mac_energy
+from .errors import (
+    CalibrationError,
+    CostModelError,
+    PolicyFormatError,
+    ProfileError,
+    UserError,
+    WorkloadError,
+    YamlFileError,
+)
 from .estimate import estimate
+from .measurements import MEASUREMENTS_CSV
+from .metrics import BUDGET_METRICS, COST_KEYS, CostMetric
 from .precision import COMPUTE_KINDS, LayerPrecision, parse_uniform, resolve_precisions
 from .profile import HardwareProfile
 from .profile_loader import list_profiles, load_profile, profile_aliases
+from .reference_workloads import list_reference_models, reference_workload
 from .report import CostReport
 from .workload import LayerInfo, Workload, extract_workload, layer_info
 from .yaml_io import read_yaml_file
 
 __all__ = [
+    "UserError",
     "CostModelError",
     "ProfileError",
     "WorkloadError",
@@ -34,6 +47,14 @@ __all__ = [
     "CostModel",
     "CostReport",
     "estimate",
+    "HOROWITZ_SOURCE",
+    "mac_energy",
+    "CostMetric",
+    "COST_KEYS",
+    "BUDGET_METRICS",
+    "MEASUREMENTS_CSV",
+    "list_reference_models",
+    "reference_workload",
     "calibrate",
     "CalibrationReport",
 ]

@@ -10,6 +10,11 @@ level's ``bytes / (bandwidth * derating)``. Bytes moved (a documented proxy): th
 batch, the input and the output activations, all at the *execution* precision (a 4-bit weight that
 a GPU computes in INT8 moves as 8 bits). A smooth max (log-sum-exp, temperature 2% of the two terms)
 replaces the hard max when ``smooth=True``; reports use the hard max.
+
+Ops left float (softmax, layer norm: the workload's ``float_ops``) are memory-bound 32-bit kernels with
+one per-layer overhead each; their latency, energy and activation bytes do not depend on the policy and
+are added to the row each is charged to (the quantizable op that ran before it), so totals, the search's
+expected costs and the MILP all include them.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ PEAK_TEMPERATURE = 0.01  # of the largest activation term, for the smooth peak-m
 COST_CEILING = 1e30
 SCALE_BYTES_PER_CHANNEL = 4  # one fp32 scale per output channel of a quantized weight
 FLOAT = KIND_INDEX["float"]
+FLOAT_OP_BYTES = 4  # float ops (softmax, layer norm) read and write float32
 
 
 _COLUMNS: dict[int, dict] = {}
@@ -98,14 +104,16 @@ class CostModel:
         layers = self.workload.layers
         batch = self.batch_size
         macs = sum(layer.macs for layer in layers) * batch
-        moved = sum(layer.weight_elems + layer.in_elems + layer.out_elems for layer in layers) * batch * MAX_BITS / 8
+        moved = (sum(layer.weight_elems + layer.in_elems + layer.out_elems for layer in layers) * MAX_BITS / 8
+                 + sum(op.in_elems + op.out_elems for op in self.workload.float_ops) * FLOAT_OP_BYTES) * batch
         levels = [(p, level) for p in self.devices for level in p.memory.values()]
         slowest_byte = _largest([_inverse(level.bandwidth * p.bandwidth_derating) for p, level in levels
                                  if level.bandwidth is not None])
         worst = {
             "latency": macs * _largest(tables.seconds_per_mac.ravel().tolist())
             * _largest([_inverse(p.efficiency) for p in self.devices])
-            + moved * slowest_byte + len(layers) * _largest([p.layer_overhead_s for p in self.devices]),
+            + moved * slowest_byte
+            + (len(layers) + len(self.workload.float_ops)) * _largest([p.layer_overhead_s for p in self.devices]),
             "energy": macs * _largest(tables.energy_per_mac.ravel().tolist())
             + moved * len(levels) * _largest([level.energy_per_byte for _, level in levels]),
         }
@@ -161,11 +169,40 @@ class CostModel:
 
             link = self.profile.memory.get("link")
             consts = dict(workload_columns(self.workload, dtype, device))
+            consts.update(self._float_op_columns(scalars(self.profile), dtype, device))
             consts["devices"] = [scalars(p) for p in self.devices]
             consts["link_spb"] = 0.0 if link is None else 1.0 / (link.bandwidth * self.profile.bandwidth_derating)
             consts["link_epb"] = 0.0 if link is None else link.energy_per_byte
             self._cache[key] = consts
         return self._cache[key]
+
+    def _float_op_columns(self, device_scalars: dict, dtype: torch.dtype, device: torch.device) -> dict[str, Tensor]:
+        """Per layer: latency, energy and peak bytes of the float ops charged to it (see FloatOpInfo).
+
+        A float op (softmax, layer norm) is a memory-bound kernel: it reads its input and writes its
+        output at 32 bits through DRAM, plus one per-layer overhead. These terms do not depend on the
+        policy, so they are constants added to the row they are charged to.
+        """
+        n = len(self.workload)
+        latency, energy, peak = [0.0] * n, [0.0] * n, [0.0] * n
+        for op, row in zip(self.workload.float_ops, self.workload.float_op_rows()):
+            moved = (op.in_elems + op.out_elems) * self.batch_size * FLOAT_OP_BYTES
+            latency[row] += moved * device_scalars["dram_spb"] + device_scalars["overhead"]
+            energy[row] += moved * device_scalars["dram_epb"]
+            peak[row] = max(peak[row], moved)
+        return {name: torch.tensor(values, dtype=dtype, device=device)
+                for name, values in (("float_latency", latency), ("float_energy", energy), ("float_peak", peak))}
+
+    def float_op_costs(self) -> list[dict]:
+        """One record per float op: name, op type, the row it is charged to, bytes, latency and energy."""
+        main = self._constants(torch.float64, torch.device("cpu"))["devices"][0]
+        names = self.workload.names
+        out = []
+        for op, row in zip(self.workload.float_ops, self.workload.float_op_rows()):
+            moved = (op.in_elems + op.out_elems) * self.batch_size * FLOAT_OP_BYTES
+            out.append({"name": op.name, "op_type": op.op_type, "charged_to": names[row], "bytes": moved,
+                        "latency_s": moved * main["dram_spb"] + main["overhead"], "energy_j": moved * main["dram_epb"]})
+        return out
 
     # --- the differentiable core ----------------------------------------------------------------------
     def layer_costs(self, w_kind, w_bits, a_kind, a_bits, *, smooth: bool = True) -> dict[str, Tensor]:
@@ -237,14 +274,14 @@ class CostModel:
         memory_s = torch.maximum(dram_bytes * per_device("dram_spb"), sram_bytes * per_device("sram_spb"))
         link_bytes = on_fallback * a_moved
         bound = smooth_max(compute_s, memory_s) if smooth else torch.maximum(compute_s, memory_s)
-        latency = bound + per_device("overhead") + link_bytes * c["link_spb"]
+        latency = bound + per_device("overhead") + link_bytes * c["link_spb"] + c["float_latency"]
         energy = (macs * gather("energy_per_mac") + dram_bytes * per_device("dram_epb")
-                  + sram_bytes * per_device("sram_epb") + link_bytes * c["link_epb"])
+                  + sram_bytes * per_device("sram_epb") + link_bytes * c["link_epb"] + c["float_energy"])
         return {
             "latency_s": (blend * latency).sum(0),
             "energy_j": (blend * energy).sum(0),
             "weight_bytes": weight_bytes,
-            "activation_bytes": activation_bytes,
+            "activation_bytes": torch.maximum(activation_bytes, c["float_peak"]),
             "compute_s": (blend * compute_s).sum(0),
             "memory_s": (blend * memory_s).sum(0),
             "fallback": (blend * on_fallback).sum(0),
@@ -296,5 +333,5 @@ class CostModel:
             target=self.profile.name, batch_size=self.batch_size,
             latency_s=float(totals["latency_s"]), energy_j=float(totals["energy_j"]),
             size_bytes=float(totals["size_bytes"]), peak_memory_bytes=float(totals["peak_memory_bytes"]),
-            layer_data=columns,
+            layer_data=columns, float_ops=self.float_op_costs(),
         )

@@ -1,7 +1,16 @@
-"""Errors raised by cost_models. Every message names what was received, what was expected and the fix."""
+"""Errors raised by cost_models. Every message names what was received, what was expected and the fix.
+
+:class:`UserError` is the root of the one error hierarchy of the project: cost_models owns it (it never
+imports hwqnn) and hwqnn's ``HwqnnError`` extends it, so a caller catches every user-facing error of
+both packages with ``except UserError``.
+"""
 
 
-class CostModelError(Exception):
+class UserError(Exception):
+    """Root of every user-facing error of cost_models and hwqnn: a bad input the user can fix."""
+
+
+class CostModelError(UserError):
     """Base class of every user-facing error raised by cost_models."""
 
 

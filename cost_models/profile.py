@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import ProfileError
+
 PROFILE_TYPES = ("roofline", "bitbrick", "bitserial")
 PROVENANCE_KEYS = ("source", "derived")
 MEMORY_LEVELS = ("dram", "sram", "link")
@@ -78,14 +80,18 @@ class HardwareProfile:
     # --- derived views -------------------------------------------------------------------------
     @property
     def fallback_profile(self) -> HardwareProfile | None:
-        """The device that runs what this one cannot (loaded on first use, next to this file first)."""
+        """The device that runs what this one cannot (the loader resolves it when it loads this profile)."""
         if self.fallback is None:
             return None
         if "fallback" not in self._cache:
-            from .profile_loader import load_fallback
-
-            self._cache["fallback"] = load_fallback(self.fallback, near=self.file, requested_by=self)
+            raise ProfileError(f"fallback device {self.fallback!r} is not resolved: load this profile with "
+                               f"cost_models.load_profile", file=self.file, field="fallback.value")
         return self._cache["fallback"]
+
+    def with_fallback(self, device: HardwareProfile) -> HardwareProfile:
+        """Attach the resolved fallback device (the loader's job; a profile never loads files itself)."""
+        self._cache["fallback"] = device
+        return self
 
     def execution_tables(self):
         """Per (w_kind, a_kind, w_bits, a_bits): where and how a MAC runs (cached, see execution.py)."""

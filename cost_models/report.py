@@ -67,6 +67,8 @@ class CostReport:
     size_bytes: float
     peak_memory_bytes: float
     layer_data: dict = field(repr=False)
+    #: The ops left float (softmax, norms): name, op type, the row each is charged to, bytes, latency, energy.
+    float_ops: list[dict] = field(default_factory=list, repr=False)
 
     @functools.cached_property
     def layers(self) -> pd.DataFrame:
@@ -93,4 +95,12 @@ class CostReport:
                 f"energy {self.energy_j * 1e3:.4g} mJ, size {self.size_bytes / 2**20:.4g} MiB, "
                 f"peak memory {self.peak_memory_bytes / 2**20:.4g} MiB; {len(self.layers)} layers "
                 f"({bound.get('compute', 0)} compute-bound, {bound.get('memory', 0)} memory-bound, "
-                f"{n_fallback} on the fallback device)")
+                f"{n_fallback} on the fallback device)" + self._float_ops_summary())
+
+    def _float_ops_summary(self) -> str:
+        if not self.float_ops:
+            return ""
+        latency = sum(op["latency_s"] for op in self.float_ops)
+        kinds = ", ".join(sorted({op["op_type"] for op in self.float_ops}))
+        return (f"; {len(self.float_ops)} float ops ({kinds}) cost {latency * 1e3:.4g} ms, included in the totals and "
+                f"in the layers they follow")

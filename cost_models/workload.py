@@ -1,8 +1,11 @@
-"""Workload: one row per quantizable op (conv, transposed conv, linear, matmul) of a model.
+"""Workload: one row per quantizable op (conv, transposed conv, linear, matmul, embedding) of a model,
+plus the ops that stay float (softmax, normalization), costed as memory-bound float kernels.
 
 The MAC and size formulas live in :func:`layer_info`, used both by :func:`extract_workload` (any eager
 float model, through a ``TorchFunctionMode``) and by hwqnn's QAG (which records the same rows from its
-quantized layers), so the two never disagree.
+quantized layers), so the two never disagree. GEMMs inside fused calls (multi-head attention,
+``scaled_dot_product_attention``, recurrent layers, einsum, addmm/baddbmm) are listed one row per GEMM,
+as described in :mod:`cost_models.compound`.
 
 Per-sample numbers: MACs and activation elements are divided by the example input's batch size, so a
 cost model scales them by the batch size it is asked about. Parameter counts do not scale.
@@ -18,14 +21,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
 
+from . import compound
 from .errors import WorkloadError
 
 OP_TYPES = (
     "conv1d", "conv2d", "conv3d",
     "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-    "linear", "matmul",
+    "linear", "matmul", "embedding",
 )
 
 #: Functions intercepted by extract_workload (and QAG's float-op check), mapped to their op type.
@@ -37,6 +40,34 @@ QUANTIZABLE_FUNCTIONS: dict[object, str] = {
     torch.matmul: "matmul", Tensor.matmul: "matmul", Tensor.__matmul__: "matmul",
     torch.bmm: "matmul", Tensor.bmm: "matmul", torch.mm: "matmul", Tensor.mm: "matmul",
 }
+
+#: ``fn(input, mat1, mat2, beta=, alpha=)``: a matmul of mat1 and mat2 plus a scaled input.
+ADD_MATMUL_FUNCTIONS: dict[object, str] = {
+    torch.addmm: "matmul", Tensor.addmm: "matmul", torch.baddbmm: "matmul", Tensor.baddbmm: "matmul",
+}
+
+#: Fused calls made of several GEMMs (see cost_models.compound).
+ATTENTION_FUNCTIONS = (F.multi_head_attention_forward, F.scaled_dot_product_attention)
+RECURRENT_FUNCTIONS: dict[object, str] = {
+    torch.gru: "GRU", torch.lstm: "LSTM", torch.rnn_tanh: "RNN_TANH", torch.rnn_relu: "RNN_RELU",
+}
+
+#: Ops that stay float, costed as memory-bound kernels reading their input and writing their output.
+FLOAT_OP_FUNCTIONS: dict[object, str] = {
+    F.softmax: "softmax", torch.softmax: "softmax", Tensor.softmax: "softmax",
+    F.log_softmax: "log_softmax", torch.log_softmax: "log_softmax", Tensor.log_softmax: "log_softmax",
+    F.layer_norm: "layer_norm", torch.layer_norm: "layer_norm", F.group_norm: "group_norm",
+    **({F.rms_norm: "rms_norm"} if hasattr(F, "rms_norm") else {}),
+}
+
+
+def einsum_operands(args, kwargs) -> tuple[str | None, list]:
+    """(equation, operands) of a ``torch.einsum`` call, whether operands are varargs or one list."""
+    equation = args[0] if args else kwargs.get("equation")
+    operands = list(args[1:])
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = list(operands[0])
+    return equation, operands
 
 
 @dataclass(frozen=True)
@@ -99,6 +130,8 @@ def layer_info(
         macs = out.numel() * weight.shape[1] * math.prod(kernel)
     elif op_type == "linear":
         macs = out.numel() * weight.shape[-1]
+    elif op_type == "embedding":  # a table lookup: no MACs, memory-bound
+        macs = 0
     else:  # matmul: out[..., m, n] = sum_k a[..., m, k] b[..., k, n]; 1-D operands broadcast as vectors
         macs = out.numel() * x.shape[-1]
     n_spatial = len(kernel)
@@ -133,11 +166,36 @@ def merge_call(previous: LayerInfo, new: LayerInfo) -> LayerInfo:
     )
 
 
+def gemm_row(name: str, call: compound.GemmCall, batch_size: int) -> LayerInfo:
+    """The workload row of one GEMM described by shapes (a part of a fused call)."""
+    x, w, out = (torch.empty(shape, device="meta") for shape in (call.x_shape, call.w_shape, call.out_shape))
+    return layer_info(name, call.op_type, x, w, out, batch_size=batch_size, weight_is_param=call.weight_is_param)
+
+
+@dataclass(frozen=True)
+class FloatOpInfo:
+    """An op that stays float (softmax, layer norm...): per-sample elements read and written.
+
+    It is costed as a memory-bound 32-bit kernel and charged to the quantizable row ``after_layer``
+    (the last one run before it; None: before any, charged to the first row).
+    """
+
+    name: str
+    op_type: str
+    in_elems: float
+    out_elems: float
+    after_layer: str | None = None
+
+
 @dataclass
 class Workload:
-    """The ordered rows of a model's quantizable ops, with tensor views for the cost models."""
+    """The ordered rows of a model's quantizable ops, with tensor views for the cost models.
+
+    ``float_ops`` lists the ops left float, in execution order (see :class:`FloatOpInfo`).
+    """
 
     layers: list[LayerInfo]
+    float_ops: list[FloatOpInfo] = field(default_factory=list)
     _tensors: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -147,12 +205,17 @@ class Workload:
             raise WorkloadError(f"workload has duplicate layer names: {dup}")
 
     @classmethod
-    def from_layers(cls, layers: Sequence[LayerInfo]) -> Workload:
+    def from_layers(cls, layers: Sequence[LayerInfo], float_ops: Sequence[FloatOpInfo] = ()) -> Workload:
         """Build a workload from rows in execution order, merging repeated calls of one layer."""
         merged: dict[str, LayerInfo] = {}
         for layer in layers:
             merged[layer.name] = merge_call(merged[layer.name], layer) if layer.name in merged else layer
-        return cls(list(merged.values()))
+        return cls(list(merged.values()), list(float_ops))
+
+    def float_op_rows(self) -> list[int]:
+        """For each float op, the index of the row it is charged to (its ``after_layer``, else row 0)."""
+        index = {name: i for i, name in enumerate(self.names)}
+        return [index.get(op.after_layer, 0) for op in self.float_ops]
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -188,41 +251,9 @@ def _batch_size_of(example_input) -> int:
     return int(first.shape[0])
 
 
-class _Recorder(TorchFunctionMode):
-    """Records every conv/linear/matmul call, named after the innermost module running it."""
-
-    def __init__(self, batch_size: int, module_stack: list[tuple[str, nn.Module]], param_ids: set[int]):
-        super().__init__()
-        self.batch_size = batch_size
-        self.module_stack = module_stack
-        self.param_ids = param_ids
-        self.rows: list[LayerInfo] = []
-        self._counters: dict[tuple[str, str], int] = {}
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        op_type = QUANTIZABLE_FUNCTIONS.get(func)
-        if op_type is None or not self.module_stack:
-            return out
-        owner, module = self.module_stack[-1]
-        x = args[0] if args else kwargs.get("input")
-        w = args[1] if len(args) > 1 else kwargs.get("weight", kwargs.get("other", kwargs.get("mat2")))
-        if not (torch.is_tensor(x) and torch.is_tensor(w) and torch.is_tensor(out)):
-            return out
-        name = op_layer_name(owner, module, op_type, self._counters)
-        stride = args[3] if op_type.startswith("conv") and len(args) > 3 else kwargs.get("stride", 1)
-        # conv(input, weight, bias, stride, padding, dilation, groups);
-        # conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation)
-        groups = (args[6] if len(args) > 6 else kwargs.get("groups", 1)) if op_type.startswith("conv") else 1
-        self.rows.append(layer_info(name, op_type, x, w, out, batch_size=self.batch_size,
-                                    weight_is_param=id(w) in self.param_ids, stride=stride, groups=groups))
-        return out
-
-
 #: Module types whose single forward call owns its op (named by the module path alone).
 WEIGHTED_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                    nn.ConvTranspose3d, nn.Linear)
+                    nn.ConvTranspose3d, nn.Linear, nn.Embedding)
 
 
 def op_layer_name(owner: str, module: nn.Module | None, op_type: str, counters: dict) -> str:
@@ -241,10 +272,19 @@ def op_layer_name(owner: str, module: nn.Module | None, op_type: str, counters: 
     return base if k == 0 else f"{base}_{k}"
 
 
-def extract_workload(model: nn.Module, example_input) -> Workload:
-    """Run ``model`` once on ``example_input`` (eval mode, no grad) and record its quantizable ops."""
-    if not isinstance(model, nn.Module):
-        raise WorkloadError(f"extract_workload expects an nn.Module, got {type(model).__name__}")
+class mha_fast_path_disabled:
+    """Context manager: PyTorch's fused attention fast path off (it hides the GEMMs in one kernel)."""
+
+    def __enter__(self) -> None:
+        self._was = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+
+    def __exit__(self, *exc) -> None:
+        torch.backends.mha.set_fastpath_enabled(self._was)
+
+
+def record_workload(model: nn.Module, example_input) -> tuple[list[LayerInfo], list[FloatOpInfo]]:
+    """Run ``model`` once (eval mode, no grad, attention fast path off); its GEMM rows and float ops."""
     batch_size = _batch_size_of(example_input)
     stack: list[tuple[str, nn.Module]] = [("", model)]
     hooks = []
@@ -253,18 +293,28 @@ def extract_workload(model: nn.Module, example_input) -> Workload:
             continue
         hooks.append(module.register_forward_pre_hook(lambda m, a, p=path: stack.append((p, m)) and None))
         hooks.append(module.register_forward_hook(lambda m, a, o: stack.pop() and None))
+    from .recorder import Recorder  # the recorder imports this module's row types
+
     param_ids = {id(p) for p in model.parameters()}
-    recorder = _Recorder(batch_size, stack, param_ids)
+    recorder = Recorder(batch_size, stack, param_ids)
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), recorder:
+        with torch.no_grad(), mha_fast_path_disabled(), recorder:
             args = example_input if isinstance(example_input, tuple) else (example_input,)
             model(*args)
     finally:
         for h in hooks:
             h.remove()
         model.train(was_training)
-    if not recorder.rows:
+    return recorder.rows, recorder.float_ops
+
+
+def extract_workload(model: nn.Module, example_input) -> Workload:
+    """Run ``model`` once on ``example_input`` (eval mode, no grad) and record its quantizable ops."""
+    if not isinstance(model, nn.Module):
+        raise WorkloadError(f"extract_workload expects an nn.Module, got {type(model).__name__}")
+    rows, float_ops = record_workload(model, example_input)
+    if not rows:
         raise WorkloadError(f"model {type(model).__name__} has no conv, linear or matmul op to quantize")
-    return Workload.from_layers(recorder.rows)
+    return Workload.from_layers(rows, float_ops)

@@ -1,51 +1,77 @@
 """hwqnn: hardware-aware automatic mixed-precision quantization for PyTorch.
 
-The public API is small: convert a model (QAG), apply or search a policy for a device, export it.
+The public API: convert a model (QAG), search or apply a policy for a device, export it, sweep budgets and
+report. The ``hwqnn`` command uses nothing else. Errors share one root, ``cost_models.UserError``.
 """
 
+from .data import load_dataset
 from .errors import (
     BudgetError,
     BudgetInfeasibleError,
+    CalibrationError,
+    ConfigError,
     ConversionError,
+    CostModelError,
     DataError,
+    DeviceError,
     ExportError,
     HwqnnError,
+    ModelError,
     PolicyError,
+    PolicyFormatError,
+    ProfileError,
     RunDirError,
     SchemeError,
+    UnknownModelError,
+    UserError,
+    WorkloadError,
 )
 from .export import export_onnx
+from .inputs import ModelAndData, check_device, default_run_dir, load_model_and_data
+from .models import create_model, list_models, model_spec, register_model
+from .pareto import SweepResult, is_auto_sweep, parse_baselines, parse_sweep, run_sweep
 from .policy import LayerPolicy, Policy
 from .qag import QuantizedModel, QuantSlot, apply_policy, convert
 from .quantizers import Scheme, create_scheme, get_scheme, list_schemes, register_scheme
-from .searching import SearchConfig, SearchResult, search
+from .report import build_report, readable_table, run_report
+from .run_dir import LoadedRun, load_run, read_checkpoint, read_metrics
+from .searching import (
+    DEFAULT_BUDGETS,
+    Budget,
+    Problem,
+    SearchConfig,
+    SearchResult,
+    Strategy,
+    StrategyError,
+    format_cost,
+    get_strategy,
+    list_strategies,
+    parse_budget,
+    parse_budgets,
+    register_strategy,
+    search,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
-    "convert",
-    "apply_policy",
-    "search",
-    "export_onnx",
-    "SearchConfig",
-    "SearchResult",
-    "QuantizedModel",
-    "QuantSlot",
-    "Policy",
-    "LayerPolicy",
-    "Scheme",
-    "register_scheme",
-    "get_scheme",
-    "create_scheme",
-    "list_schemes",
-    "HwqnnError",
-    "SchemeError",
-    "ConversionError",
-    "PolicyError",
-    "BudgetError",
-    "BudgetInfeasibleError",
-    "DataError",
-    "RunDirError",
-    "ExportError",
+    # QAG and policies
+    "convert", "apply_policy", "QuantizedModel", "QuantSlot", "Policy", "LayerPolicy",
+    # schemes
+    "Scheme", "register_scheme", "get_scheme", "create_scheme", "list_schemes",
+    # search
+    "search", "SearchConfig", "SearchResult", "Problem", "Budget", "parse_budget", "parse_budgets",
+    "DEFAULT_BUDGETS", "format_cost", "Strategy", "register_strategy", "get_strategy", "list_strategies",
+    # inputs, models, data, run directories
+    "load_model_and_data", "ModelAndData", "check_device", "default_run_dir", "create_model", "model_spec",
+    "list_models", "register_model", "load_dataset", "load_run", "LoadedRun", "read_checkpoint", "read_metrics",
+    # export, sweeps, reports
+    "export_onnx", "run_sweep", "SweepResult", "parse_sweep", "is_auto_sweep", "parse_baselines", "run_report",
+    "build_report", "readable_table",
+    # errors
+    "UserError", "HwqnnError", "CostModelError", "ProfileError", "WorkloadError", "PolicyFormatError",
+    "CalibrationError", "SchemeError", "ConversionError", "PolicyError", "BudgetError", "BudgetInfeasibleError",
+    "DataError", "RunDirError", "ExportError", "ModelError", "UnknownModelError", "ConfigError", "DeviceError",
+    "StrategyError",
 ]

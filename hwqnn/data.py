@@ -3,10 +3,19 @@ from a ``.npz`` file or the standard python batches. Nothing is downloaded.
 
 Both are small enough to hold as one float tensor, so loaders use no worker processes and augmentation
 runs on whole batches (a collate function), not per image.
+
+A user's own data comes from a factory named ``package.module:factory`` or ``path/to/file.py:factory``
+(see :func:`load_dataset`).
+
+Reading never runs code from a data file: ``.npz`` archives are opened with ``allow_pickle=False``, and
+the CIFAR-10 python batches, which are pickles, are read only when the caller opts in (``allow_pickle``,
+``--allow-pickle``), and then by an unpickler that builds nothing but plain containers and numpy arrays.
 """
 
 from __future__ import annotations
 
+import codecs
+import io
 import logging
 import pickle
 import zipfile
@@ -20,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+from ._factory import is_factory_spec
 from .errors import DataError
 
 log = logging.getLogger(__name__)
@@ -39,7 +49,7 @@ class DatasetSplits:
     [0, 1]) that were subtracted and divided; apply the same to new images.
     """
 
-    train: TensorDataset
+    train: TensorDataset  # any map-style dataset of (input, label) for a user's own data
     test: TensorDataset
     num_classes: int
     input_shape: tuple[int, ...]
@@ -50,19 +60,33 @@ class DatasetSplits:
 
 
 # --- loading --------------------------------------------------------------------------------------
-def load_dataset(name: str = "digits", data_dir: str | Path | None = None, *, seed: int = 0) -> DatasetSplits:
-    """Load ``digits`` (embedded) or ``cifar10`` (from ``data_dir``).
+def load_dataset(name: str = "digits", data_dir: str | Path | None = None, *, seed: int = 0,
+                 allow_pickle: bool = False) -> DatasetSplits:
+    """Load ``digits`` (embedded), ``cifar10`` (from ``data_dir``) or a user's data factory.
 
     ``seed`` picks digits' stratified 80/20 train/test split; CIFAR-10 has a fixed split and ignores it.
+    ``allow_pickle`` lets CIFAR-10 be read from the official python batches (pickles; read with an
+    unpickler restricted to containers and numpy arrays); without it only ``.npz`` archives are read.
+
+    ``name`` may be ``package.module:factory`` or ``path/to/file.py:factory``: the factory (called with
+    ``data_dir=`` and ``seed=`` if it accepts them) returns an object with ``.train`` and ``.test``
+    (map-style datasets of ``(input tensor, int label)``) and optionally ``.num_classes``,
+    ``.input_shape``, ``.name``, ``.classes``; or a tuple ``(train, test)``. What is absent is inferred
+    from the data.
     """
+    if is_factory_spec(name):
+        from ._user_data import load_user_data
+
+        return load_user_data(name, data_dir, seed)
     key = str(name).lower().replace("-", "")
     if key == "digits":
         if data_dir is not None:
             log.info("digits is embedded in scikit-learn; data_dir=%s is ignored", data_dir)
         return _load_digits(seed)
     if key == "cifar10":
-        return _load_cifar10(data_dir)
-    raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+        return _load_cifar10(data_dir, allow_pickle)
+    raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, or your own as "
+                    "package.module:factory or path/to/file.py:factory")
 
 
 def _standardise(train: Tensor, test: Tensor) -> tuple[Tensor, Tensor, tuple, tuple]:
@@ -97,7 +121,7 @@ def _load_digits(seed: int) -> DatasetSplits:
     return _splits("digits", torch.from_numpy(x_train), y_train, torch.from_numpy(x_test), y_test, classes)
 
 
-def _load_cifar10(data_dir: str | Path | None) -> DatasetSplits:
+def _load_cifar10(data_dir: str | Path | None, allow_pickle: bool = False) -> DatasetSplits:
     if data_dir is None:
         raise DataError(
             "cifar10 needs data_dir (--data-dir): a .npz with x_train, y_train, x_test, y_test, or a directory "
@@ -109,7 +133,10 @@ def _load_cifar10(data_dir: str | Path | None) -> DatasetSplits:
     if path.is_file():
         x_train, y_train, x_test, y_test, classes = _read_npz(path)
     else:
-        x_train, y_train, x_test, y_test, classes = _read_cifar_dir(path)
+        x_train, y_train, x_test, y_test, classes = _read_cifar_dir(path, allow_pickle)
+    for split, images in (("train", x_train), ("test", x_test)):
+        if len(images) == 0:
+            raise DataError(f"cifar10 data in {str(path)!r} holds no {split} images; both splits need at least one")
     for split, labels in (("train", y_train), ("test", y_test)):
         if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
             raise DataError(f"cifar10 {split} labels span {labels.min()}..{labels.max()}, but there are "
@@ -121,15 +148,16 @@ def _load_cifar10(data_dir: str | Path | None) -> DatasetSplits:
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Arrays of a CIFAR-style .npz: uint8 NHWC images with 3 channels, int labels, optional ``classes``."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with _open_npz(path) as archive:
             missing = [k for k in NPZ_KEYS if k not in archive.files]
             if missing:
                 raise DataError(f"{path} lacks key(s) {missing}; found {sorted(archive.files)}; expected "
                                 f"{list(NPZ_KEYS)} (uint8 NHWC images and integer labels)")
             arrays = [archive[k] for k in NPZ_KEYS]
             classes = [str(c) for c in archive["classes"]] if "classes" in archive.files else list(CIFAR10_CLASSES)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"cannot read {path} as a .npz archive ({exc}); pass a numpy .npz file without "
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        reason = "the file is empty" if isinstance(exc, EOFError) else str(exc)
+        raise DataError(f"cannot read {path} as a .npz archive ({reason}); pass a numpy .npz file without "
                         "object arrays") from exc
     for split in ("train", "test"):
         images, labels = arrays[NPZ_KEYS.index(f"x_{split}")], arrays[NPZ_KEYS.index(f"y_{split}")]
@@ -142,23 +170,39 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return arrays[0], arrays[1], arrays[2], arrays[3], classes
 
 
+def _open_npz(path: Path):
+    """``np.load`` that never unpickles and only accepts an archive (``.npz``), not a single array."""
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError(f"it holds a single {type(loaded).__name__}, not a .npz archive of named arrays")
+    return loaded
+
+
 def _has_npz_keys(path: Path) -> bool:
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with _open_npz(path) as archive:
             return all(k in archive.files for k in NPZ_KEYS)
-    except (OSError, ValueError, zipfile.BadZipFile):
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         return False
 
 
-def _read_cifar_dir(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def _read_cifar_dir(path: Path, allow_pickle: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Prefer a cifar10*.npz, then any .npz with the right keys, then python batches (here or in
-    ``cifar-10-batches-py/``)."""
+    ``cifar-10-batches-py/``, only with ``allow_pickle``)."""
     npz_files = sorted(path.glob("*.npz"), key=lambda p: (not p.name.lower().startswith("cifar10"), p.name))
     for candidate in npz_files:
-        if _has_npz_keys(candidate):
+        if candidate.is_file() and _has_npz_keys(candidate):
             return _read_npz(candidate)
     for batch_dir in (path, path / CIFAR_BATCH_DIR):
         if (batch_dir / "test_batch").is_file() and sorted(batch_dir.glob("data_batch_*")):
+            if not allow_pickle:
+                raise DataError(
+                    f"{str(batch_dir)!r} holds the CIFAR-10 python batches, which are pickles (a crafted one can "
+                    "run code); pass --allow-pickle (allow_pickle=True) to read them with a restricted unpickler, "
+                    f"or convert them once to a .npz with keys {list(NPZ_KEYS)}"
+                )
+            log.warning("reading pickled CIFAR-10 batches from %s (--allow-pickle): only plain containers and "
+                        "numpy arrays are unpickled", batch_dir)
             return _read_python_batches(batch_dir)
     found = sorted(p.name for p in path.iterdir())[:10]
     raise DataError(
@@ -167,13 +211,44 @@ def _read_cifar_dir(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     )
 
 
+_NUMPY_RECONSTRUCT = np.zeros(1).__reduce__()[0]  # how numpy pickles an array, whatever its version
+_NUMPY_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]  # the same with pickle protocol 5
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers, numbers, strings and numpy arrays, and refuses every other global,
+    so a crafted file cannot call a function (``os.system``, ``eval``...) while it is read."""
+
+    _BUILTINS = {t.__name__: t for t in (dict, list, tuple, set, frozenset, bytes, bytearray, str, int, float,
+                                         complex, bool)}
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): _NUMPY_RECONSTRUCT,
+        ("numpy._core.multiarray", "_reconstruct"): _NUMPY_RECONSTRUCT,
+        ("numpy.core.numeric", "_frombuffer"): _NUMPY_FROMBUFFER,
+        ("numpy._core.numeric", "_frombuffer"): _NUMPY_FROMBUFFER,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,  # how protocol 2 writes bytes
+    }
+
+    def find_class(self, module: str, name: str):
+        if module in ("builtins", "__builtin__") and name in self._BUILTINS:
+            return self._BUILTINS[name]
+        if (module, name) in self._ALLOWED:
+            return self._ALLOWED[(module, name)]
+        raise pickle.UnpicklingError(f"refusing to load global {module}.{name} (only containers and numpy "
+                                     "arrays are allowed in a CIFAR-10 batch)")
+
+
 def _unpickle(file: Path, keys: tuple[bytes, ...]) -> dict:
-    """A dict from one file of the official python version. It is a pickle, so only read trusted files."""
+    """A dict from one file of the official python version, read with :class:`_ArrayUnpickler`."""
     try:
-        with open(file, "rb") as handle:
-            content = pickle.load(handle, encoding="bytes")
+        content = _ArrayUnpickler(io.BytesIO(file.read_bytes()), encoding="bytes").load()
+        if not isinstance(content, dict):
+            raise TypeError(f"the file holds a {type(content).__name__}, not a dict")
         return {key: content[key] for key in keys}
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError,
+            IndexError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read CIFAR-10 file {file} ({type(exc).__name__}: {exc}); expected a pickled "
                         f"dict with keys {list(keys)} as in the official python version") from exc
 
@@ -181,11 +256,16 @@ def _unpickle(file: Path, keys: tuple[bytes, ...]) -> dict:
 def _read_batch(file: Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 python batch: rows of 3072 uint8 (R, G, B planes of 32x32) -> NHWC, and labels."""
     batch = _unpickle(file, (b"data", b"labels"))
-    data = np.asarray(batch[b"data"], dtype=np.uint8)
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise DataError(f"CIFAR-10 batch {file} holds data of shape {data.shape}; expected (N, 3072)")
+    try:
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DataError(f"CIFAR-10 batch {file} holds data or labels that are not integer arrays ({exc})") from None
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (len(data),):
+        raise DataError(f"CIFAR-10 batch {file} holds data of shape {data.shape} and labels of shape "
+                        f"{labels.shape}; expected (N, 3072) and (N,)")
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return images, np.asarray(batch[b"labels"], dtype=np.int64)
+    return images, labels
 
 
 def _read_python_batches(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:

@@ -1,9 +1,19 @@
-"""One error hierarchy for hwqnn. The CLI turns any of these into one clean line and exit code 2."""
+"""One error hierarchy for hwqnn, extending cost_models' root ``UserError``.
 
-from cost_models.errors import CostModelError, PolicyFormatError, ProfileError, WorkloadError
+The CLI turns any ``UserError`` (hwqnn's or cost_models') into one clean line and exit code 2.
+"""
+
+from cost_models import (
+    CalibrationError,
+    CostModelError,
+    PolicyFormatError,
+    ProfileError,
+    UserError,
+    WorkloadError,
+)
 
 
-class HwqnnError(Exception):
+class HwqnnError(UserError):
     """Base class of every user-facing error raised by hwqnn."""
 
 
@@ -27,6 +37,18 @@ class BudgetInfeasibleError(HwqnnError):
     """No integer policy meets the budgets; the message states the smallest achievable cost of each."""
 
 
+class ModelError(HwqnnError):
+    """A model cannot be registered or built with the arguments given."""
+
+
+class UnknownModelError(ModelError):
+    """No model is registered under the requested name; the message lists the known names."""
+
+
+class ConfigError(HwqnnError):
+    """A setting (a config field, a sweep argument, a config file entry) has a value that cannot work."""
+
+
 class DataError(HwqnnError):
     """A data set could not be found or read."""
 
@@ -35,12 +57,16 @@ class RunDirError(HwqnnError):
     """A run or sweep directory is missing, empty or malformed."""
 
 
+class DeviceError(HwqnnError):
+    """The compute device asked for (``--device``) does not exist or is not available here."""
+
+
 class ExportError(HwqnnError):
     """A model or policy cannot be exported as asked."""
 
 
-#: What the CLI catches and prints as one line.
-USER_ERRORS = (HwqnnError, CostModelError)
+#: What the CLI catches and prints as one line (kept as a name for callers of the 0.1 API).
+USER_ERRORS = (UserError,)
 
 __all__ = [
     "HwqnnError",
@@ -52,6 +78,12 @@ __all__ = [
     "DataError",
     "RunDirError",
     "ExportError",
+    "ModelError",
+    "UnknownModelError",
+    "ConfigError",
+    "UserError",
+    "CalibrationError",
+    "DeviceError",
     "CostModelError",
     "ProfileError",
     "WorkloadError",

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from cost_models.errors import YamlFileError
-from cost_models.precision import LayerPrecision, parse_uniform
-from cost_models.yaml_io import read_yaml_file
+from cost_models import LayerPrecision, YamlFileError, parse_uniform, read_yaml_file
 
 from ._io import atomic_write_text
 from .errors import PolicyError, SchemeError

@@ -36,7 +36,7 @@ BOUND_FILES = ("policy.yaml", "model.pt")
 RUN_FILES = (*REQUIRED_FILES, "checkpoint.pt", "history.csv", "summary.png", "model.onnx", "model.quant.json",
              "search_state.pt")
 #: Keys every checkpoint holds; a file without them is not a hwqnn checkpoint.
-CHECKPOINT_KEYS = ("phase", "epoch", "model", "history", "lagrangian", "rng", "policy", "float_accuracy", "config")
+CHECKPOINT_KEYS = ("phase", "epoch", "model", "history", "strategy", "rng", "policy", "float_accuracy", "config")
 FINGERPRINT = "fingerprint"
 #: Significant digits kept for floats in metrics.json: enough for every cost and accuracy, readable.
 FLOAT_DIGITS = 7

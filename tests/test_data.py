@@ -128,8 +128,10 @@ def test_cifar10_npz_layout_and_normalisation(tmp_path):
 def test_cifar10_python_batches_equal_the_npz(tmp_path):
     arrays = _synthetic()
     from_npz = load_dataset("cifar10", _write_npz(tmp_path / "c.npz", arrays))
-    from_batches = load_dataset("cifar10", _write_batches(tmp_path / "batches", arrays, names=list("ABCDEFGHIJ")))
-    nested = load_dataset("cifar10", _write_batches(tmp_path / "top" / "cifar-10-batches-py", arrays).parent)
+    from_batches = load_dataset("cifar10", _write_batches(tmp_path / "batches", arrays, names=list("ABCDEFGHIJ")),
+                                allow_pickle=True)
+    nested = load_dataset("cifar10", _write_batches(tmp_path / "top" / "cifar-10-batches-py", arrays).parent,
+                          allow_pickle=True)
     for data in (from_batches, nested):
         for split in ("train", "test"):
             for mine, reference in zip(getattr(data, split).tensors, getattr(from_npz, split).tensors):
@@ -202,7 +204,7 @@ def test_cifar10_corrupt_batch(tmp_path):
     directory = _write_batches(tmp_path, _synthetic())
     (directory / "test_batch").write_bytes(b"garbage")
     with pytest.raises(DataError, match="test_batch"):
-        load_dataset("cifar10", directory)
+        load_dataset("cifar10", directory, allow_pickle=True)
 
 
 # --- loaders, augmentation, splits ----------------------------------------------------------------
@@ -285,3 +287,174 @@ def test_split_train_val_partitions_examples_with_labels_attached():
 def test_split_train_val_rejects_bad_fraction(fraction):
     with pytest.raises(DataError, match="val_fraction"):
         split_train_val(_toy_dataset(40), val_fraction=fraction)
+
+
+# --- safety: no data file runs code ---------------------------------------------------------------
+class _Payload:
+    """Pickles as a call of ``exec`` that creates ``marker``: what a crafted CIFAR-10 batch would hold."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').close()",)
+
+
+def _write_crafted_batches(directory: Path, marker: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("data_batch_1", "test_batch", "batches.meta"):
+        (directory / name).write_bytes(pickle.dumps({b"data": _Payload(marker), b"labels": [0],
+                                                     b"label_names": [_Payload(marker)]}))
+    return directory
+
+
+def test_the_crafted_payload_is_live(tmp_path):
+    """Plain pickle.load would run it: the tests below would notice if hwqnn did."""
+    marker = tmp_path / "ran"
+    pickle.loads(pickle.dumps(_Payload(marker)))
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("allow_pickle", [False, True])
+def test_a_crafted_pickle_never_runs(tmp_path, allow_pickle):
+    marker = tmp_path / "ran"
+    directory = _write_crafted_batches(tmp_path / "batches", marker)
+    expected = "refusing to load global builtins.exec" if allow_pickle else "--allow-pickle"
+    with pytest.raises(DataError, match=expected):
+        load_dataset("cifar10", directory, allow_pickle=allow_pickle)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_opted_in_batches_read_numpy_arrays_of_any_pickle_protocol(tmp_path, protocol):
+    x_train, y_train, x_test, y_test = _synthetic()
+    rows = lambda x: x.transpose(0, 3, 1, 2).reshape(len(x), -1)  # noqa: E731
+    for name, (x, y) in {"data_batch_1": (x_train, y_train), "test_batch": (x_test, y_test)}.items():
+        batch = {b"batch_label": b"x", b"data": rows(x), b"labels": [int(v) for v in y], b"filenames": [b"a.png"]}
+        (tmp_path / name).write_bytes(pickle.dumps(batch, protocol=protocol))
+    data = load_dataset("cifar10", tmp_path, allow_pickle=True)
+    assert len(data.train) == len(x_train) and data.test.tensors[1].tolist() == y_test.tolist()
+
+
+def test_npz_is_preferred_and_never_needs_the_opt_in(tmp_path):
+    _write_crafted_batches(tmp_path, tmp_path / "ran")
+    _write_npz(tmp_path / "cifar10.npz", _synthetic())
+    assert len(load_dataset("cifar10", tmp_path).train) == 12
+    assert not (tmp_path / "ran").exists()
+
+
+def test_npz_with_object_arrays_is_refused(tmp_path):
+    x_train, y_train, x_test, y_test = _synthetic()
+    np.savez(tmp_path / "objects.npz", x_train=x_train, y_train=np.array([_Payload(tmp_path / "ran")] * 12),
+             x_test=x_test, y_test=y_test)
+    with pytest.raises(DataError, match="cannot read"):
+        load_dataset("cifar10", tmp_path / "objects.npz")
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"", "the file is empty"),
+    (b"\x93NUMPY", "cannot read"),
+])
+def test_unreadable_npz_files(tmp_path, content, fragment):
+    (tmp_path / "x.npz").write_bytes(content)
+    with pytest.raises(DataError, match=fragment):
+        load_dataset("cifar10", tmp_path / "x.npz")
+
+
+def test_npz_with_zero_images(tmp_path):
+    x_train, y_train, x_test, y_test = _synthetic()
+    path = _write_npz(tmp_path / "zero.npz", (x_train, y_train, x_test[:0], y_test[:0]))
+    with pytest.raises(DataError, match="no test images"):
+        load_dataset("cifar10", path)
+
+
+# --- a user's own data ----------------------------------------------------------------------------
+USER_DATA = """
+import torch
+from torch.utils.data import TensorDataset
+
+
+class Blobs:
+    name = "blobs"
+    classes = ["a", "b", "c"]
+
+    def __init__(self, seed):
+        g = torch.Generator().manual_seed(seed)
+        y = torch.arange(30) % 3
+        x = torch.randn(30, 2, 4, 4, generator=g) + y[:, None, None, None]
+        self.train, self.test = TensorDataset(x[:20], y[:20]), TensorDataset(x[20:], y[20:])
+
+
+def blobs(seed=0):
+    return Blobs(seed)
+
+
+def pairs():
+    items = [(torch.full((3,), float(i)), i % 4) for i in range(8)]
+    return items[:6], items[6:]
+
+
+def seen(data_dir, seed):
+    return [(torch.zeros(1), int(data_dir == "here") + seed)], [(torch.zeros(1), 0)]
+
+
+def declares_too_few_classes():
+    data = Blobs(0)
+    data.num_classes = 2
+    return data
+
+
+def bad_label():
+    return [(torch.zeros(2), 0.5)], [(torch.zeros(2), 0)]
+
+
+def shapes_differ():
+    return [(torch.zeros(2), 0)], [(torch.zeros(3), 0)]
+"""
+
+
+@pytest.fixture
+def user_data(tmp_path):
+    path = tmp_path / "user_data.py"
+    path.write_text(USER_DATA)
+    return path
+
+
+def test_user_data_object_with_attributes(user_data):
+    data = load_dataset(f"{user_data}:blobs", seed=3)
+    assert (data.name, data.num_classes, data.input_shape, data.classes) == ("blobs", 3, (2, 4, 4), ["a", "b", "c"])
+    assert len(data.train) == 20 and len(data.test) == 10
+
+
+def test_user_data_tuple_infers_shape_and_classes(user_data):
+    data = load_dataset(f"{user_data}:pairs")
+    assert (data.num_classes, data.input_shape, data.name) == (4, (3,), "user_data.pairs")
+    assert data.classes == ["0", "1", "2", "3"]
+
+
+def test_user_data_factory_gets_data_dir_and_seed(user_data):
+    assert load_dataset(f"{user_data}:seen", "here", seed=4).num_classes == 6  # label 1 + 4, plus one
+
+
+def test_user_data_from_an_importable_module(user_data, monkeypatch):
+    monkeypatch.syspath_prepend(str(user_data.parent))
+    assert load_dataset("user_data:pairs").num_classes == 4
+
+
+@pytest.mark.parametrize("factory, fragment", [
+    ("declares_too_few_classes", "num_classes is 2"),
+    ("bad_label", "expected an int class index"),
+    ("shapes_differ", "test inputs"),
+    ("missing", "has no attribute 'missing'"),
+])
+def test_bad_user_data_names_the_spec(user_data, factory, fragment):
+    with pytest.raises(DataError, match=fragment) as info:
+        load_dataset(f"{user_data}:{factory}")
+    assert f"{user_data}:{factory}" in str(info.value)
+
+
+def test_missing_user_module_names_the_import():
+    with pytest.raises(DataError, match=r"cannot import module 'no_such_pkg_xyz\.data' for --data "
+                                        r"no_such_pkg_xyz\.data:make: ModuleNotFoundError"):
+        load_dataset("no_such_pkg_xyz.data:make")

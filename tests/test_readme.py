@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -24,42 +23,50 @@ def fenced_blocks(text: str, language: str) -> list[str]:
 
 
 def shell_commands(text: str) -> list[str]:
-    """Each command line of the README's bash blocks, comments and install/test steps removed."""
-    commands = []
+    """Each bash block of the README as one script: comments and install/test steps removed, here-documents
+    kept as written."""
+    scripts = []
     for block in fenced_blocks(text, "bash"):
+        lines, heredoc_end = [], None
         for line in block.splitlines():
+            if heredoc_end is not None:
+                lines.append(line)
+                heredoc_end = None if line.strip() == heredoc_end else heredoc_end
+                continue
+            start = re.search(r"<<'?(\w+)'?", line)
+            heredoc_end = start[1] if start else None
             line = re.sub(r"\s+#.*$", "", line).strip()
             if not line or line.startswith("#"):
                 continue
             steps = [s.strip() for s in line.split("&&")]
             kept = [s for s in steps if not s.startswith(SKIPPED_STEPS)]
             if kept:
-                commands.append(" && ".join(kept))
-    return commands
+                lines.append(" && ".join(kept))
+        if lines:
+            scripts.append("\n".join(lines))
+    return scripts
 
 
 def test_the_readme_shows_commands():
-    commands = shell_commands(README.read_text())
-    assert any(c.startswith("hwqnn search --target jetson") for c in commands)
-    assert len(commands) >= 8
+    scripts = shell_commands(README.read_text())
+    assert any(s.startswith("hwqnn search --target jetson") for s in scripts)
+    assert sum(s.count("hwqnn ") for s in scripts) >= 10
 
 
-def _run(argv: list[str], cwd: Path, timeout: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _run(argv: list[str], cwd: Path, timeout: int, path: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **({"PATH": path} if path else {})}
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow
 def test_every_readme_command_runs_as_written(tmp_path):
-    """In order, in one fresh folder (later commands use the run directories of earlier ones)."""
-    hwqnn = Path(sys.executable).with_name("hwqnn")
-    for command in shell_commands(README.read_text()):
-        argv = shlex.split(command)
-        if argv[0] == "hwqnn":
-            argv[0] = str(hwqnn) if hwqnn.exists() else "hwqnn"
-        done = _run(argv, tmp_path, timeout=1800)
-        assert done.returncode == 0, f"{command!r} exited {done.returncode}:\n{done.stderr[-3000:]}"
-        assert "Traceback" not in done.stderr, command
+    """Block by block, in order, in one fresh folder (later commands use the run directories of earlier
+    ones), with the venv of this interpreter first on PATH (where ``hwqnn`` is installed)."""
+    env_path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    for script in shell_commands(README.read_text()):
+        done = _run(["bash", "-euo", "pipefail", "-c", script], tmp_path, timeout=3000, path=env_path)
+        assert done.returncode == 0, f"{script!r} exited {done.returncode}:\n{done.stderr[-3000:]}"
+        assert "Traceback" not in done.stderr, script
 
 
 @pytest.mark.slow

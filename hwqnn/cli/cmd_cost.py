@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import torch
 
-from cost_models import estimate, extract_workload
-from cost_models.reference_workloads import list_reference_models, reference_workload
+from cost_models import estimate, extract_workload, list_reference_models, reference_workload
 
+from .. import HwqnnError
 from .._io import atomic_write_text
-from ..errors import HwqnnError
+from ._parsing import HelpFormatter
 
 TABLE_COLUMNS = ("name", "op_type", "macs", "bits", "exec_kind", "exec_w_bits", "exec_a_bits", "device",
                  "latency_s", "energy_j", "weight_bytes", "activation_bytes", "bound")
@@ -20,7 +19,7 @@ TABLE_COLUMNS = ("name", "op_type", "macs", "bits", "exec_kind", "exec_w_bits", 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("cost", help="estimate a model's latency, energy, size and memory on a device",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help="zoo model name (hwqnn.models), or a reference ImageNet "
                                                   "model with --reference")
     p.add_argument("--target", default="jetson", help="hardware profile name, alias or YAML path (hwqnn profiles list)")
@@ -38,7 +37,7 @@ def register(subparsers) -> None:
 def _workload(args):
     if args.reference:
         return reference_workload(args.model, args.input_size)
-    from ..models import create_model, model_spec
+    from .. import create_model, model_spec
 
     spec = model_spec(args.model)
     model = create_model(args.model, num_classes=args.num_classes)
@@ -51,7 +50,7 @@ def _policy(text: str):
         if not _is_file(path):
             raise HwqnnError(f"policy file {text[:200]!r} not found; pass a uniform policy such as w8a8 or a policy "
                              "YAML")
-        from ..policy import Policy
+        from .. import Policy
 
         return Policy.load(path)
     return text

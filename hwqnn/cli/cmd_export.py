@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DataError, ExportError
+from .. import ExportError, HwqnnError
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..export import export_onnx
-    from ..run_dir import load_run
+    from .. import export_onnx, load_run
 
     if args.format not in FORMATS:
         raise ExportError(f"unknown export format {args.format!r}; supported: {', '.join(FORMATS)}")
@@ -61,14 +60,16 @@ def _output_path(out: str | None, run_dir: Path) -> Path:
 def _example_input(metrics: dict, fallback: torch.Tensor) -> torch.Tensor:
     """A batch of the run's test data (the example fixes data-dependent branches and checks the grids);
     Gaussian noise of the right shape when the data cannot be loaded."""
-    from ..data import load_dataset
+    from .. import load_dataset
 
     name = metrics.get("data")
     if name:
         try:
-            data = load_dataset(name, metrics.get("data_dir"), seed=int(metrics.get("seed", 0)))
-            return data.test.tensors[0][:EXAMPLE_BATCH].float()
-        except DataError as exc:
+            data = load_dataset(name, metrics.get("data_dir"), seed=int(metrics.get("seed", 0)),
+                                allow_pickle=bool(metrics.get("allow_pickle")))
+            count = min(EXAMPLE_BATCH, len(data.test))
+            return torch.stack([data.test[i][0] for i in range(count)]).float()
+        except HwqnnError as exc:
             log.warning("cannot load the run's data '%s' (%s); exporting with random inputs instead", name, exc)
     generator = torch.Generator().manual_seed(0)
     return torch.randn(EXAMPLE_BATCH, *fallback.shape[1:], generator=generator)

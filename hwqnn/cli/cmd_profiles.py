@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from cost_models import calibrate, list_profiles, load_profile, profile_aliases
-from cost_models.errors import ProfileError
-from cost_models.measurements import MEASUREMENTS_CSV
+from cost_models import MEASUREMENTS_CSV, ProfileError, calibrate, list_profiles, load_profile, profile_aliases
+
+from ._parsing import HelpFormatter
 
 
 def register(subparsers) -> None:
@@ -21,7 +20,7 @@ def register(subparsers) -> None:
     check.add_argument("profiles", nargs="*", help="names or YAML paths")
     check.set_defaults(func=run_validate)
     fit = sub.add_parser("calibrate", help="fit efficiency, overhead and bandwidth derating to measurements",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                         formatter_class=HelpFormatter)
     fit.add_argument("profile", help="name, alias or YAML path")
     fit.add_argument("--measurements", default=str(MEASUREMENTS_CSV), help="CSV of measured latencies")
     fit.add_argument("--out", default=None, help="write the calibrated profile here (its name becomes the file stem)")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from ..errors import HwqnnError
+from .. import HwqnnError
+from ._parsing import HelpFormatter
 from .cmd_pareto import add_study_arguments, command_line, prepare_study
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("report", help="compare targets: Pareto fronts, policies, per-layer costs (HTML)",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              formatter_class=HelpFormatter)
     p.add_argument("--targets", default=None,
                    help="comma-separated hardware profiles to sweep (e.g. jetson-orin-nano,raspberry-pi-4,bitfusion)")
     p.add_argument("--from", dest="sources", nargs="+", default=None, metavar="DIR",
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import cost_models
 
-    from ..report import build_report, run_report
+    from .. import build_report, run_report
 
     notes = read_notes(args.notes)
     if args.sources:
@@ -44,12 +44,13 @@ def run(args) -> int:
         if not args.targets:
             raise HwqnnError("hwqnn report needs --targets T1,T2,... (to run sweeps) or --from DIR... "
                              "(to build from existing sweep or run directories)")
-        targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-        for target in targets:  # an unknown target fails before any data is loaded or model trained
-            cost_models.load_profile(target)
+        # resolved once, here: an unknown target fails before any data is loaded, and a profile file's own
+        # numbers (not a shipped profile of the same name) price every sweep
+        profiles = [cost_models.load_profile(t.strip()) for t in args.targets.split(",") if t.strip()]
         study = prepare_study(args)
-        print(f"hwqnn report: {study.model_name} for {', '.join(targets)}, sweep {args.sweep}, into {args.out}")
-        page = run_report(study.model, study.train, study.val, targets=targets, out_dir=args.out, sweep=args.sweep,
+        names = ", ".join(p.name for p in profiles)
+        print(f"hwqnn report: {study.model_name} for {names}, sweep {args.sweep}, into {args.out}")
+        page = run_report(study.model, study.train, study.val, targets=profiles, out_dir=args.out, sweep=args.sweep,
                           config=study.config, meta=study.meta, command=command_line(), notes=notes,
                           title=args.title, pretrain_data=study.pretrain, work_dir=args.work, **study.sweep_options)
     print(f"report: {page}\nmarkdown twin: {Path(page).with_suffix('.md')}")

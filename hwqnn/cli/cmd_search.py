@@ -2,70 +2,84 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-import time
+import shlex
+import sys
 from pathlib import Path
 
 import torch
 
-from ..errors import HwqnnError, RunDirError
-from ..searching.budgets import DEFAULT_BUDGETS, METRICS, format_cost
+from cost_models import CostMetric
+
+from .. import DEFAULT_BUDGETS, format_cost
+from . import _arg_types as types
+from ._config_file import enable_config_file
+from ._parsing import HelpFormatter, one_line_errors
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("search", help="search a mixed-precision policy for a device under budgets",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              formatter_class=HelpFormatter)
+    one_line_errors(p)
     p.add_argument("--target", default="jetson", help="hardware profile name or YAML path (hwqnn profiles list)")
-    p.add_argument("--model", default=None, help="zoo model (default: the data set's default, tiny_cnn for digits)")
-    p.add_argument("--data", default="digits", help="digits (embedded) or cifar10")
-    p.add_argument("--data-dir", default=None, help="CIFAR-10 .npz file or folder")
-    p.add_argument("--budget", action="append", default=None, metavar="METRIC=VALUE",
+    p.add_argument("--model", default=None,
+                   help="zoo model, or your own as package.module:factory or path/to/file.py:factory returning an "
+                        "nn.Module (default: tiny_cnn for digits, resnet20 for 32x32 colour images)")
+    p.add_argument("--data", default="digits",
+                   help="digits (embedded), cifar10 (--data-dir), or your own as package.module:factory or "
+                        "path/to/file.py:factory returning (train, test) datasets")
+    p.add_argument("--data-dir", default=None, help="CIFAR-10 .npz file or folder (passed to a data factory as data_dir)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="also read the CIFAR-10 python batches, which are pickles (read with a restricted unpickler); "
+                        "without it only .npz files are read")
+    p.add_argument("--budget", action="append", default=None, metavar="METRIC=VALUE", type=types.budget,
                    help=f"repeatable; latency=2ms, size=1MB, energy=5mJ, memory=512KiB or a multiple of "
                         f"w8a8 such as latency=0.6x (default: {' '.join(DEFAULT_BUDGETS)})")
-    p.add_argument("--method", choices=("search", "uniform"), default="search")
-    p.add_argument("--bits", default="4/4", help="W/A bits of the uniform baseline (--method uniform)")
-    p.add_argument("--scheme", default="uniform", help="scheme of the uniform baseline (--method uniform)")
-    p.add_argument("--scheme-sharing", choices=("layer", "model"), default="layer")
+    p.add_argument("--method", type=types.method, default="search",
+                   help="search: learn schemes and bits under the budgets; uniform: the fixed --bits baseline; "
+                        "or another registered strategy (hwqnn.searching.list_strategies())")
+    p.add_argument("--bits", default="4/4", type=types.bits_pair, metavar="W/A",
+                   help="W/A bits of the uniform baseline (--method uniform)")
+    p.add_argument("--scheme", default="uniform", type=types.scheme,
+                   help="scheme of the uniform baseline (--method uniform)")
+    p.add_argument("--scheme-sharing", choices=("layer", "model"), default="layer",
+                   help="search a scheme per layer, or one for the whole model")
     p.add_argument("--single-path", action="store_true",
                    help="cheap sampled search: each activation slot mixes 2 Gumbel-sampled schemes per step instead of all")
-    p.add_argument("--bits-range", default="2:8", help="MIN:MAX of the learned bitwidths")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="search epochs (pretrain and fine-tune scale with it unless set)")
-    p.add_argument("--pretrain-epochs", type=int, default=None)
-    p.add_argument("--finetune-epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    p.add_argument("--bits-range", default="2:8", type=types.bits_range, metavar="MIN:MAX",
+                   help="MIN:MAX of the learned bitwidths")
+    p.add_argument("--epochs", type=types.int_at_least(0), default=None,
+                   help="search epochs (pretrain and fine-tune scale with it unless set; default: 8)")
+    p.add_argument("--pretrain-epochs", type=types.int_at_least(0), default=None,
+                   help="float pretraining epochs (default: twice --epochs, or 15)")
+    p.add_argument("--finetune-epochs", type=types.int_at_least(0), default=None,
+                   help="fine-tune epochs of the final policy (default: --epochs, or 8)")
+    p.add_argument("--batch-size", type=types.int_at_least(1), default=None,
+                   help="training batch size (default: 64; 128 for cifar10)")
+    p.add_argument("--seed", type=types.seed, default=0, help="random seed: data split, initialisation, data order")
+    p.add_argument("--device", type=types.device, default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--threads", type=types.int_at_least(1), default=None, help="CPU threads for torch (default: all cores)")
     p.add_argument("--out", default=None, help="run directory (default: runs/<model>-<target>-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory given by --out")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
     p.set_defaults(func=run)
-
-
-def _parse_pair(text: str, sep: str, what: str) -> tuple[int, int]:
-    try:
-        a, b = (int(v) for v in text.split(sep))
-    except ValueError:
-        raise HwqnnError(f"{what} must look like A{sep}B with integers, got {text!r}") from None
-    return a, b
+    enable_config_file(p)
 
 
 def run(args) -> int:
-    from .. import search
-    from ..data import load_dataset
-    from ..models import create_model, model_spec
-    from ..searching import SearchConfig
+    import cost_models
+
+    from .. import SearchConfig, check_device, default_run_dir, load_model_and_data, parse_budgets, search
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     if args.resume:
         return _resume(args)
-    data = load_dataset(args.data, args.data_dir, seed=args.seed)
-    model_name = args.model or ("tiny_cnn" if data.name == "digits" else "resnet20")
-    spec = model_spec(model_name)
-    if tuple(spec.input_shape) != tuple(data.input_shape):
-        raise HwqnnError(f"model '{model_name}' expects inputs {tuple(spec.input_shape)} but data '{data.name}' "
-                         f"has {tuple(data.input_shape)}; pick a model made for {data.name}")
+    # resolved once, here, and passed down as typed values: the profile and the budgets
+    budgets = parse_budgets(args.budget)  # a metric given twice fails here, before any work
+    profile = cost_models.load_profile(args.target)  # an unknown target fails before any data is loaded
+    check_device(args.device)
+    built = load_model_and_data(args.model, args.data, args.data_dir, seed=args.seed, allow_pickle=args.allow_pickle,
+                                command=command_line())
     overrides = {}
     if args.epochs is not None:
         overrides.update(search_epochs=args.epochs, finetune_epochs=args.epochs, pretrain_epochs=2 * args.epochs)
@@ -75,52 +89,58 @@ def run(args) -> int:
         overrides["finetune_epochs"] = args.finetune_epochs
     if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
-    if data.name == "cifar10":
+    if built.meta["data"] == "cifar10":
         overrides.setdefault("augment", True)
         overrides.setdefault("batch_size", 128)
         overrides.setdefault("lr", 3e-3)
-    config = SearchConfig(target=args.target, budgets=args.budget, method=args.method,
-                          uniform_bits=_parse_pair(args.bits, "/", "--bits"), uniform_scheme=args.scheme,
-                          scheme_sharing=args.scheme_sharing, bits_range=_parse_pair(args.bits_range, ":", "--bits-range"),
-                          seed=args.seed, device=args.device, single_path=args.single_path, **overrides)
-    out = Path(args.out) if args.out else Path("runs") / f"{model_name}-{args.target}-{time.strftime('%Y%m%d-%H%M%S')}"
-    torch.manual_seed(args.seed)
-    model = create_model(model_name, num_classes=data.num_classes)
-    meta = {"model": model_name, "num_classes": data.num_classes, "input_shape": list(data.input_shape),
-            "data": data.name, "data_dir": str(args.data_dir) if args.data_dir else None,
-            "command": "hwqnn " + " ".join(_argv())}
-    print(f"hwqnn search: {model_name} on {data.name} for target '{args.target}', run directory {out}")
-    result = search(model, data.train, data.test, target=args.target, budgets=config.budgets, config=config,
-                    run_dir=out, meta=meta)
+    config = SearchConfig(method=args.method, uniform_bits=args.bits, uniform_scheme=args.scheme,
+                          scheme_sharing=args.scheme_sharing, bits_range=args.bits_range, seed=args.seed,
+                          device=args.device, single_path=args.single_path, **overrides)
+    out = Path(args.out) if args.out else default_run_dir("", built.display_name, profile.name)
+    data = built.data
+    print(f"hwqnn search: {built.display_name} on {data.name} for target '{profile.name}', run directory {out}")
+    result = search(built.model, data.train, data.test, target=profile, budgets=budgets, config=config,
+                    run_dir=out, meta=built.meta, overwrite=args.overwrite)
     print_summary(result)
     return 0
 
 
-def _argv() -> list[str]:
-    import sys
-
-    return sys.argv[1:]
+def command_line() -> str:
+    return "hwqnn " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def _resume(args) -> int:
-    from .. import search
-    from ..data import load_dataset
-    from ..models import create_model
-    from ..searching import SearchConfig
+    from .. import (
+        RunDirError,
+        SearchConfig,
+        SearchResult,
+        check_device,
+        load_model_and_data,
+        load_run,
+        read_checkpoint,
+        search,
+    )
 
     run_dir = Path(args.resume)
-    ckpt = run_dir / "checkpoint.pt"
-    if not ckpt.is_file():
-        raise RunDirError(f"cannot resume {run_dir}: no checkpoint.pt there (finished, or not a run directory)")
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if not (run_dir / "checkpoint.pt").exists() and (run_dir / "metrics.json").is_file():
+        loaded = load_run(run_dir)  # verified: policy, weights and metrics of one run
+        print(f"hwqnn search: {run_dir} already finished; nothing to resume")
+        print_summary(SearchResult(loaded.policy, loaded.model, loaded.metrics, run_dir=run_dir))
+        return 0
+    state = read_checkpoint(run_dir / "checkpoint.pt")
     config = SearchConfig.from_dict(state["config"])
+    check_device(config.device)
     meta = state.get("meta") or {}
-    data = load_dataset(meta.get("data", "digits"), meta.get("data_dir"), seed=config.seed)
-    torch.manual_seed(config.seed)
-    model = create_model(meta["model"], num_classes=data.num_classes)
-    print(f"hwqnn search: resuming {run_dir} at phase {state['phase']}, epoch {state['epoch']}")
-    result = search(model, data.train, data.test, target=config.target, budgets=config.budgets, config=config,
-                    run_dir=run_dir, meta=meta, resume=True)
+    if "model" not in meta:
+        raise RunDirError(f"cannot resume {run_dir}: its checkpoint does not record the model; start again "
+                          "with --overwrite")
+    built = load_model_and_data(meta["model"], meta.get("data", "digits"), meta.get("data_dir"), seed=config.seed,
+                                allow_pickle=bool(meta.get("allow_pickle")), command=meta.get("command", ""))
+    # The study logs the phase and epoch it resumes at; this line only says what runs.
+    print(f"hwqnn search: resuming {built.display_name} on {built.data.name} for target '{config.target}' "
+          f"in {run_dir}")
+    result = search(built.model, built.data.train, built.data.test, target=config.target, budgets=config.budgets,
+                    config=config, run_dir=run_dir, meta=meta, resume=True)
     print_summary(result)
     return 0
 
@@ -135,7 +155,7 @@ def print_summary(result) -> None:
     print(f"accuracy: float {fa:.2f}%  quantized {m['quantized_accuracy']:.2f}%" if fa is not None
           else f"accuracy: quantized {m['quantized_accuracy']:.2f}%")
     rows = []
-    names = {v: k for k, v in METRICS.items()}
+    names = {metric.value: metric.budget_name for metric in CostMetric}
     for key, value in m["costs"].items():
         budget = m["budgets"].get(key)
         rows.append({"cost": names[key], "value": format_cost(key, value),

@@ -186,7 +186,9 @@ def run_onnx(data: bytes | str | os.PathLike, inputs: np.ndarray, *, optimized: 
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     source = data if isinstance(data, bytes) else str(data)
     session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    return session.run(None, {input_name: np.ascontiguousarray(inputs, dtype=np.float32)})[0]
+    inputs = np.asarray(inputs)
+    dtype = inputs.dtype if np.issubdtype(inputs.dtype, np.integer) else np.float32  # token ids stay integers
+    return session.run(None, {input_name: np.ascontiguousarray(inputs, dtype=dtype)})[0]
 
 
 def _verify(report: ExportReport, data: bytes, example_input, reference) -> None:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ExportError
-from ..qag import QuantFunctionOp, QuantizedModel, QuantOp, QuantSlot
+from ..qag import QuantizedModel, QuantOp, QuantSlot
 from ..quantizers import Scheme
 from .containers import Container, choose_container
 from .grids import (
@@ -107,7 +107,7 @@ def plan_tensors(model: QuantizedModel, captured: dict[int, list[SlotCall]], *, 
     for op in model.quant_ops():
         for attribute, role in SLOT_ATTRIBUTES:
             slot: QuantSlot = getattr(op, attribute)
-            constant = role == "weight" and (not isinstance(op, QuantFunctionOp) or op.weight_is_param)
+            constant = role == "weight" and op.weight_is_param
             calls = captured.get(id(slot), [])
             plan = TensorPlan(len(plans), op, attribute, TensorExport(
                 op.layer_name, role, "constant" if constant else "dynamic", "float", 32, "float",

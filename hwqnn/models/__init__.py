@@ -5,6 +5,9 @@ One file per architecture family; importing this package registers every model::
     from hwqnn.models import create_model, list_models, model_spec
     model = create_model("tiny_cnn", num_classes=10)
     spec = model_spec("tiny_cnn")  # spec.input_shape == (1, 8, 8), spec.default_data == "digits"
+
+Your own model needs no registration: ``create_model("package.module:factory", num_classes=10)`` or
+``create_model("path/to/file.py:factory")`` imports the factory and builds it (see ``_registry``).
 """
 
 # Importing the model modules registers their models.

@@ -30,8 +30,10 @@ from ._pretrain import PretrainedFloat, pretrain_float
 from ._sweep import DEFAULT_SHORT_FRACTION, SweepResult, point_name, resolve_sweep, run_sweep, short_epochs
 from ._sweep_dir import SweepRecord, is_sweep_dir, load_sweep
 from ._sweep_spec import DEFAULT_BASELINES, DEFAULT_SWEEP, SweepSpec, baseline_bits, parse_baselines, parse_sweep
+from ._sweep_spec import is_auto as is_auto_sweep
 
 __all__ = [
+    "is_auto_sweep",
     "non_dominated_mask",
     "non_dominated_ranks",
     "dominates",

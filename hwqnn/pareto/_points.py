@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from cost_models import COST_KEYS
+
 from ..searching.budgets import DISPLAY_UNIT, METRICS
 
-#: Cost keys in display order, and the budget metric each belongs to.
-COST_KEYS = tuple(METRICS.values())
+#: The budget metric each cost key belongs to (cost keys and their order: cost_models.COST_KEYS).
 METRIC_OF = {key: metric for metric, key in METRICS.items()}
 COST_LABELS = {
     "latency_s": "latency",

@@ -37,7 +37,7 @@ def pretrain_float(model: nn.Module, train_data, val_data, config: SearchConfig,
                    cache: str | Path | None = None) -> PretrainedFloat:
     """Train ``model`` in float for ``config.pretrain_epochs`` (or load ``cache`` if it exists; else save it)."""
     from ..data import make_loader
-    from ..searching.study import resolve_device
+    from ..searching.runner import resolve_device
     from ..searching.train import evaluate, train_epoch
 
     device = resolve_device(config.device)

@@ -22,10 +22,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..errors import BudgetInfeasibleError, RunDirError
+from cost_models import HardwareProfile
+
+from ..errors import BudgetInfeasibleError, ConfigError, RunDirError
 from ..run_dir import atomic_torch_save, read_metrics
 from ..searching.budgets import Budget, parse_budgets
 from ..searching.config import SearchConfig
+from ..searching.problem import resolve_target, target_spec
 from ._analysis import FrontSummary, mark_fronts, summarise_front
 from ._points import COST_KEYS, failed_row, point_row, points_frame
 from ._pretrain import pretrain_float
@@ -74,7 +77,7 @@ def run_sweep(
     train_data,
     val_data,
     *,
-    target: str,
+    target: str | Path | HardwareProfile,
     sweep: str | SweepSpec = DEFAULT_SWEEP,
     baselines: Sequence[str] = DEFAULT_BASELINES,
     config: SearchConfig | None = None,
@@ -97,13 +100,14 @@ def run_sweep(
     for ``baseline_epochs`` (default: search + fine-tune epochs, the weight training the first point gets).
     ``pretrain_data`` (default ``train_data``) is what the float model is pretrained on.
     """
-    cfg = SearchConfig(**{**(config.to_dict() if config else {}), **overrides, "target": target})
-    spec = resolve_sweep(sweep, model, train_data, cfg)
+    profile = resolve_target(target)  # once for the whole sweep; every point gets the loaded profile
+    cfg = SearchConfig(**{**(config.to_dict() if config else {}), **overrides, "target": target_spec(profile)})
+    spec = resolve_sweep(sweep, model, train_data, profile, tuple(cfg.bits_range))
     fixed = parse_budgets(fixed_budgets)
     if any(b.metric == spec.metric for b in fixed):
-        raise RunDirError(f"fixed budgets {[str(b) for b in fixed]} repeat the swept metric '{spec.metric}'")
+        raise ConfigError(f"fixed budgets {[str(b) for b in fixed]} repeat the swept metric '{spec.metric}'")
     if not 0 < short_fraction <= 1:
-        raise RunDirError(f"short_fraction must be in (0, 1], got {short_fraction}")
+        raise ConfigError(f"short_fraction must be in (0, 1], got {short_fraction}")
     out = Path(out_dir) if out_dir else None
     meta = dict(meta or {})
     meta.setdefault("model", type(model).__name__)
@@ -116,14 +120,14 @@ def run_sweep(
     rows: list[dict] = []
     state: dict | None = None
     budgets = spec.budgets
-    with tqdm(total=len(budgets) + len(baselines), desc=f"sweep {target}", unit="point") as bar:
+    with tqdm(total=len(budgets) + len(baselines), desc=f"sweep {profile.name}", unit="point") as bar:
         for index, budget in enumerate(budgets, start=1):
             name = point_name(index, budget)
             warm = warm_start and state is not None
             point_cfg = _point_config(cfg, warm, short_fraction)
             cpu = time.process_time()
             row, state_out, seconds = _run_point(
-                pretrained.model, train_data, val_data, point_cfg, [budget, *fixed], out, name, meta,
+                pretrained.model, train_data, val_data, profile, point_cfg, [budget, *fixed], out, name, meta,
                 warm_state=state if warm else None, kind="search", budget_value=budget.value)
             if state_out is not None:
                 state = state_out
@@ -138,8 +142,8 @@ def run_sweep(
             point_cfg = SearchConfig(**{**cfg.to_dict(), "method": "uniform", "uniform_bits": (w_bits, a_bits),
                                         "pretrain_epochs": 0, "search_epochs": 0, "finetune_epochs": epochs})
             cpu = time.process_time()
-            row, _, seconds = _run_point(pretrained.model, train_data, val_data, point_cfg, list(fixed), out,
-                                         baseline, meta, warm_state=None, kind="uniform")
+            row, _, seconds = _run_point(pretrained.model, train_data, val_data, profile, point_cfg, list(fixed),
+                                         out, baseline, meta, warm_state=None, kind="uniform")
             timings["points"][baseline] = seconds
             timings["points_cpu"][baseline] = time.process_time() - cpu
             rows.append(row)
@@ -153,7 +157,7 @@ def run_sweep(
     front = summarise_front(frame)
     swept = summarise_front(frame, (Budget(spec.metric, 1.0).key,))
     sweep_meta = {
-        **meta, "target": target, "sweep": str(spec), "budgets": [str(b) for b in budgets],
+        **meta, "target": profile.name, "sweep": str(spec), "budgets": [str(b) for b in budgets],
         "fixed_budgets": [str(b) for b in fixed], "baselines": list(baselines), "warm_start": warm_start,
         "short_fraction": short_fraction, "baseline_epochs": epochs, "float_accuracy": pretrained.accuracy,
         "float_weights": str(pretrained.loaded_from or cache or ""), "pretrain_epochs_run": pretrained.epochs,
@@ -177,7 +181,8 @@ def _versions() -> dict:
     return {"hwqnn": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def resolve_sweep(sweep: str | SweepSpec, model: nn.Module, train_data, cfg: SearchConfig) -> SweepSpec:
+def resolve_sweep(sweep: str | SweepSpec, model: nn.Module, train_data, profile: HardwareProfile,
+                  bits_range: tuple[int, int] = (2, 8)) -> SweepSpec:
     """A SweepSpec from a spec, a ``METRIC=LOW:HIGH:COUNT`` string or ``auto[:COUNT]`` (needs the workload)."""
     if isinstance(sweep, SweepSpec):
         return sweep
@@ -187,7 +192,7 @@ def resolve_sweep(sweep: str | SweepSpec, model: nn.Module, train_data, cfg: Sea
 
     example = train_data[0][0][None]
     workload = cost_models.extract_workload(copy.deepcopy(model).eval(), example)
-    return auto_sweep(sweep, workload, cfg.target, tuple(cfg.bits_range))
+    return auto_sweep(sweep, workload, profile, bits_range)
 
 
 def _point_config(cfg: SearchConfig, warm: bool, fraction: float) -> SearchConfig:
@@ -198,8 +203,8 @@ def _point_config(cfg: SearchConfig, warm: bool, fraction: float) -> SearchConfi
     return SearchConfig(**data)
 
 
-def _run_point(float_model: nn.Module, train_data, val_data, cfg: SearchConfig, budgets: list[Budget],
-               out: Path | None, name: str, meta: dict, *, warm_state: dict | None, kind: str,
+def _run_point(float_model: nn.Module, train_data, val_data, profile: HardwareProfile, cfg: SearchConfig,
+               budgets: list[Budget], out: Path | None, name: str, meta: dict, *, warm_state: dict | None, kind: str,
                budget_value: float = float("nan")) -> tuple[dict, dict | None, float]:
     """Run (or reuse, when its run directory is finished) one point; returns its row, search state and time."""
     from ..searching import search
@@ -212,13 +217,13 @@ def _run_point(float_model: nn.Module, train_data, val_data, cfg: SearchConfig, 
     start = time.perf_counter()
     point_meta = {**meta, "sweep_point": name, "warm_started": warm_state is not None}
     try:
-        result = search(copy.deepcopy(float_model), train_data, val_data, target=cfg.target,
-                        budgets=[str(b) for b in budgets], config=cfg, run_dir=run_dir, meta=point_meta,
+        result = search(copy.deepcopy(float_model), train_data, val_data, target=profile,
+                        budgets=budgets, config=cfg, run_dir=run_dir, meta=point_meta,
                         warm_start=warm_state, overwrite=True)  # an unfinished point of this sweep restarts
     except BudgetInfeasibleError as exc:
         log.warning("sweep point %s is infeasible: %s", name, exc)
         seconds = time.perf_counter() - start
-        return failed_row(name=name, kind=kind, status="infeasible", message=str(exc), target=cfg.target,
+        return failed_row(name=name, kind=kind, status="infeasible", message=str(exc), target=profile.name,
                           model=meta.get("model", ""), budget=budget_text, budget_value=budget_value,
                           wall_time_s=seconds), None, seconds
     seconds = time.perf_counter() - start

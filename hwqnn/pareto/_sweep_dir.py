@@ -80,5 +80,5 @@ def load_sweep(path: str | Path) -> SweepRecord:
     if lacking:
         raise RunDirError(f"{path / POINTS_FILE} lacks columns {lacking}; it was not written by 'hwqnn pareto'")
     for column in ("name", "kind", "status", "run_dir", "policy", "schemes", "budget", "message"):
-        points[column] = points[column].fillna("").astype(str)
+        points[column] = points[column].astype(object).fillna("").astype(str)
     return SweepRecord(path, meta, points)

@@ -1,8 +1,11 @@
 """QAG: quantized architecture generation (fx conversion of arbitrary models)."""
 
+from .attention import QuantAttentionCore, QuantCompound, QuantMultiheadAttention
 from .convert import QuantizedModel, apply_policy, convert
-from .ops import QuantFunctionOp, QuantModuleOp, QuantOp
+from .ops import QuantEinsumOp, QuantEmbeddingOp, QuantFunctionOp, QuantModuleOp, QuantOp
+from .recurrent import QuantRNN
 from .slot import QuantSlot, SchemeLogits
 
 __all__ = ["convert", "apply_policy", "QuantizedModel", "QuantOp", "QuantModuleOp", "QuantFunctionOp",
-           "QuantSlot", "SchemeLogits"]
+           "QuantEinsumOp", "QuantEmbeddingOp", "QuantCompound", "QuantAttentionCore", "QuantMultiheadAttention",
+           "QuantRNN", "QuantSlot", "SchemeLogits"]

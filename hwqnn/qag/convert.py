@@ -1,48 +1,65 @@
-"""QAG: turn any float model into a quantizable one with a QuantSlot on every conv/linear/matmul.
+"""QAG: turn any float model into a quantizable one with a QuantSlot on every GEMM.
 
-``convert(model, example_input)`` traces the model with torch.fx, replaces Conv*/ConvTranspose*/Linear
-modules with :class:`QuantModuleOp` and functional ``F.conv*``/``F.linear``/``matmul``/``bmm``/``@``
-calls with :class:`QuantFunctionOp`, then runs the example input once to record each layer's workload
-row, in execution order. Submodules fx cannot trace are kept as leaves and converted by module swap.
+``convert(model, example_input)``:
+
+1. replaces the modules whose GEMMs PyTorch fuses (``nn.MultiheadAttention``, ``nn.RNN``/``GRU``/``LSTM``)
+   and ``nn.Embedding`` by QAG modules that run them from sliceable calls with slots, and re-classes
+   ``nn.TransformerEncoder``/``EncoderLayer`` so that their fused fast path is never taken;
+2. traces the model with torch.fx (optional arguments the example does not pass are traced as their
+   defaults) and rewrites the graph (``rewrite.py``): Conv*/ConvTranspose*/Linear modules become
+   :class:`QuantModuleOp`, functional conv/linear/matmul/bmm/addmm/baddbmm/einsum/SDPA calls become
+   QuantOps; modules fx keeps as calls (torch.nn containers, hooked submodules) are converted inside by
+   module swap; code fx cannot trace (an untraceable root or submodule, a ``torch.fx.wrap`` function, a
+   Conv/Linear subclass with its own forward) runs as a :class:`~hwqnn.qag.region.QuantRegion`, which
+   routes each of its GEMM calls through a QuantOp;
+3. runs the example input once to record each layer's workload row in execution order (regions create
+   their QuantOps on this run), and lists every GEMM that still runs outside a slot, with its owner and
+   the reason. Such ops stay float with a warning, or raise a ConversionError with ``strict=True``.
 """
 
 from __future__ import annotations
 
 import copy
-import operator
-import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 import pandas as pd
 import torch
 import torch.fx as fx
-import torch.nn.functional as F
-from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
+from torch import nn
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
-from cost_models.workload import QUANTIZABLE_FUNCTIONS, Workload, op_layer_name
+from cost_models.workload import Workload, WorkloadError, record_workload
 
 from ..errors import ConversionError, PolicyError
 from ..policy import FLOAT, LayerPolicy, Policy
-from .ops import SUPPORTED_MODULES, QuantFunctionOp, QuantModuleOp, QuantOp
+from .attention import SlotFactory
+from .float_ops import FloatOp, FloatOpFinder, graph_float_ops, merge_owners
+from .ops import QuantOp
+from .region import QuantRegion, wrap_forward
+from .rewrite import OPS_ROOT, rewrite_graph
 from .slot import QuantSlot, SchemeLogits
+from .swap import (
+    QAG_LEAVES,
+    convert_leaves,
+    copy_hooks,
+    is_converted,
+    is_library_leaf,
+    make_slot_factory,
+    module_op,
+    replace_compound_modules,
+    swap_modules,
+)
 from .trace import trace_with_fallback
 
-# fx call_function targets and call_method names that QAG quantizes, with their op type.
-_FX_FUNCTIONS: dict[object, str] = {
-    F.conv1d: "conv1d", F.conv2d: "conv2d", F.conv3d: "conv3d",
-    F.conv_transpose1d: "conv_transpose1d", F.conv_transpose2d: "conv_transpose2d",
-    F.conv_transpose3d: "conv_transpose3d", F.linear: "linear",
-    torch.matmul: "matmul", operator.matmul: "matmul", torch.bmm: "matmul", torch.mm: "matmul",
-}
-_FX_METHODS = {"matmul": "matmul", "bmm": "matmul", "mm": "matmul", "__matmul__": "matmul"}
-_FN_FOR_METHOD = {"matmul": torch.matmul, "bmm": torch.bmm, "mm": torch.mm, "__matmul__": torch.matmul}
-OPS_ROOT = "hwqnn_ops"
-
+__all__ = ["convert", "apply_policy", "QuantizedModel", "OPS_ROOT"]
 
 class QuantizedModel(nn.Module):
-    """A converted model: runs like the float model, and exposes its quantized layers and slots."""
+    """A converted model: runs like the float model, and exposes its quantized layers and slots.
+
+    ``float_ops`` lists, as readable strings, every GEMM that runs outside a slot ("op in 'owner' (reason)");
+    ``workload.float_ops`` lists the ops that stay float by design (softmax, normalization) for the cost
+    models; ``fallback_modules`` the submodules fx could not trace ("" for the root)."""
 
     def __init__(self, net: nn.Module, batch_size: int):
         super().__init__()
@@ -72,11 +89,13 @@ class QuantizedModel(nn.Module):
         raise PolicyError(f"model has no quantized layer '{name}'; layers: {self.layer_names}")
 
     def slots(self) -> list[tuple[str, str, QuantSlot]]:
-        """(layer name, "weight" | "activation", slot) for every slot, in execution order."""
+        """(layer name, "weight" | "activation", slot) for every slot, in execution order (a weight-only
+        op such as an embedding lists its weight slot only)."""
         out = []
         for op in self.quant_ops():
             out.append((op.layer_name, "weight", op.weight_slot))
-            out.append((op.layer_name, "activation", op.act_slot))
+            if not op.weight_only:
+                out.append((op.layer_name, "activation", op.act_slot))
         return out
 
     def layer_table(self) -> pd.DataFrame:
@@ -108,7 +127,7 @@ class QuantizedModel(nn.Module):
                 shared[key] = SchemeLogits(len(slot.scheme_names))
             slot.share_logits(shared[key])
 
-    def apply(self, policy: Policy) -> QuantizedModel:
+    def set_policy(self, policy: Policy) -> QuantizedModel:
         """Fix every slot to the policy's scheme and integer bits (``float`` -> bypass)."""
         policy.check_layers(self.layer_names)
         for op in self.quant_ops():
@@ -132,7 +151,7 @@ class QuantizedModel(nn.Module):
                     sides += [slot.fixed_scheme, slot.fixed_bits]
                 elif slot.mode == "search":
                     scheme = slot.argmax_scheme()
-                    sides += [scheme, slot.candidates[scheme].effective_bits(round(float(slot.continuous_bits())))]
+                    sides += [scheme, slot.candidates[scheme].effective_bits(round(float(slot.continuous_bits().detach())))]
                 else:
                     sides += [FLOAT, 32]
             layers[op.layer_name] = LayerPolicy(*sides)
@@ -151,151 +170,34 @@ class QuantizedModel(nn.Module):
         self.train(was_training)
 
 
-def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
-    parent_path, _, name = path.rpartition(".")
-    parent = root.get_submodule(parent_path) if parent_path else root
-    setattr(parent, name, module)
-
-
-def _make_slots(role_w: str, w_channels: int | None, w_axis: int, schemes, bits_range) -> tuple[QuantSlot, QuantSlot]:
-    weight_slot = QuantSlot(role_w, channels=w_channels, channel_axis=w_axis, schemes=schemes, bits_range=bits_range)
-    act_slot = QuantSlot("activation", schemes=schemes, bits_range=bits_range)
-    return weight_slot, act_slot
-
-
-def _module_op(name: str, module: nn.Module, schemes, bits_range) -> QuantModuleOp:
-    transpose = isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
-    axis = 1 if transpose else 0
-    w_slot, a_slot = _make_slots("weight", module.weight.shape[axis], axis, schemes, bits_range)
-    return QuantModuleOp(name, module, w_slot, a_slot)
-
-
-def _swap_modules(root: nn.Module, prefix: str, schemes, bits_range, skip: Callable[[nn.Module], bool]) -> None:
-    """Module swap (for leaves fx cannot trace): replace every supported child module in place."""
-    for child_name, child in list(root.named_children()):
-        path = f"{prefix}.{child_name}" if prefix else child_name
-        if skip(child):
-            continue
-        if isinstance(child, SUPPORTED_MODULES):
-            setattr(root, child_name, _module_op(path, child, schemes, bits_range))
-        else:
-            _swap_modules(child, path, schemes, bits_range, skip)
-
-
-def _owner_path(node: fx.Node) -> str:
-    stack = node.meta.get("nn_module_stack") or {}
-    if not stack:
-        return ""
-    value = list(stack.values())[-1]
-    return value[0] if isinstance(value, tuple) else str(value)
-
-
-def _attr_parameter(gm: fx.GraphModule, node) -> Tensor | None:
-    """The nn.Parameter a get_attr node reads, else None. Buffers and traced constants are not weights,
-    as in ``extract_workload`` (weight_is_param must agree between QAG and the cost models)."""
-    if isinstance(node, fx.Node) and node.op == "get_attr":
-        obj = gm
-        for part in node.target.split("."):
-            obj = getattr(obj, part)
-        return obj if isinstance(obj, nn.Parameter) else None
-    return None
-
-
-def _rewrite_graph(gm: fx.GraphModule, schemes, bits_range) -> None:
-    counters: dict = {}
-    for node in list(gm.graph.nodes):
-        if node.op == "call_module":
-            module = gm.get_submodule(node.target)
-            if isinstance(module, SUPPORTED_MODULES):
-                _set_submodule(gm, node.target, _module_op(node.target, module, schemes, bits_range))
-            continue
-        if node.op == "call_function" and node.target in _FX_FUNCTIONS:
-            op_type, fn = _FX_FUNCTIONS[node.target], node.target
-            if fn is operator.matmul:
-                fn = torch.matmul
-        elif node.op == "call_method" and node.target in _FX_METHODS:
-            op_type, fn = _FX_METHODS[node.target], _FN_FOR_METHOD[node.target]
-        else:
-            continue
-        args = list(node.args)
-        kwargs = dict(node.kwargs)
-        if not args and "input" in kwargs:  # every operand passed by keyword: F.linear(input=x, weight=w)
-            args.append(kwargs.pop("input"))
-        if len(args) < 2:
-            for key in ("weight", "other", "mat2"):
-                if key in kwargs:
-                    args.append(kwargs.pop(key))
-                    break
-        if len(args) < 2:
-            raise ConversionError(f"cannot find the second operand of '{node.format_node()}'")
-        weight = _attr_parameter(gm, args[1])
-        is_param = weight is not None
-        name = op_layer_name(_owner_path(node), None, op_type, counters)
-        if is_param and op_type != "matmul":
-            axis = 1 if op_type.startswith("conv_transpose") else 0
-            w_slot, a_slot = _make_slots("weight", weight.shape[axis], axis, schemes, bits_range)
-        else:
-            w_slot, a_slot = _make_slots("weight" if is_param else "activation", None, 0, schemes, bits_range)
-        qop = QuantFunctionOp(name, op_type, fn, w_slot, a_slot, weight_is_param=is_param)
-        path = f"{OPS_ROOT}.{re.sub(r'[^0-9a-zA-Z_]', '_', name)}"
-        if not hasattr(gm, OPS_ROOT):
-            gm.add_module(OPS_ROOT, nn.Module())
-        gm.get_submodule(OPS_ROOT).add_module(path.split(".", 1)[1], qop)
-        with gm.graph.inserting_after(node):
-            new = gm.graph.call_module(path, tuple(args), kwargs)
-        node.replace_all_uses_with(new)
-        gm.graph.erase_node(node)
-    gm.graph.lint()
-    gm.recompile()
-
-
-#: Calls that do conv/linear/matmul work inside one fused kernel QAG cannot put slots on (attention,
-#: recurrent layers, einsum, add-matmuls); they are reported as float ops so that none stays float silently.
-OPAQUE_FUNCTIONS: dict[object, str] = {
-    F.multi_head_attention_forward: "multi_head_attention", F.scaled_dot_product_attention: "scaled_dot_product_attention",
-    F.bilinear: "bilinear", torch.einsum: "einsum", torch.tensordot: "tensordot",
-    torch.addmm: "addmm", Tensor.addmm: "addmm", torch.baddbmm: "baddbmm", Tensor.baddbmm: "baddbmm",
-    torch.addbmm: "addbmm", torch.addmv: "addmv", torch.mv: "mv", Tensor.mv: "mv",
-    torch.lstm: "lstm", torch.gru: "gru", torch.rnn_tanh: "rnn_tanh", torch.rnn_relu: "rnn_relu",
-}
-_FOUND_FUNCTIONS = {**QUANTIZABLE_FUNCTIONS, **OPAQUE_FUNCTIONS}
-
-
-class _FloatOpFinder(TorchFunctionMode):
-    """Lists quantizable op calls that run outside any QuantOp (they would silently stay float)."""
-
-    def __init__(self, stack: list[tuple[str, nn.Module]]):
-        super().__init__()
-        self.stack = stack
-        self.found: list[str] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if func in _FOUND_FUNCTIONS and not any(isinstance(m, QuantOp) for _, m in self.stack):
-            owner = self.stack[-1][0] if self.stack else ""
-            self.found.append(f"{_FOUND_FUNCTIONS[func]} in '{owner or '<root>'}'")
-        return out
-
-
 def _as_args(example_input) -> tuple:
     return example_input if isinstance(example_input, tuple) else (example_input,)
 
 
 @torch.no_grad()
-def _record(qmodel: QuantizedModel, example_input) -> None:
-    ops = {p: m for p, m in qmodel.net.named_modules() if isinstance(m, QuantOp)}
+def _record(qmodel: QuantizedModel, example_input, float_ops_of_model: list) -> None:
+    """Run the example once: every QuantOp records its workload row (regions create theirs on the way), and
+    GEMM calls that run outside any QuantOp are collected; then regions are frozen."""
     rows: list = []
-    order: list[str] = []
-    for path, op in ops.items():
-        op.recorder = rows
-        op.record_batch_size = qmodel.example_batch_size
-        op.register_forward_pre_hook(lambda m, a, p=path: order.append(p) if p not in order else None)
+    ops = [m for m in qmodel.net.modules() if isinstance(m, QuantOp)]
+    regions = [m for m in qmodel.net.modules() if isinstance(m, QuantRegion)]
+    for op in ops:
+        op.recorder, op.record_batch_size = rows, qmodel.example_batch_size
+    for region in regions:
+        region.recorder, region.record_batch_size = rows, qmodel.example_batch_size
+    # Global module hooks (removed below), so that QuantOps the regions create on this run are seen too.
     stack: list[tuple[str, nn.Module]] = []
-    hooks = []
-    for path, module in qmodel.net.named_modules():
-        hooks.append(module.register_forward_pre_hook(lambda m, a, p=path: stack.append((p, m)) and None))
-        hooks.append(module.register_forward_hook(lambda m, a, o: stack.pop() and None))
-    finder = _FloatOpFinder(stack)
+    paths_by_id: dict[int, str] = {}
+
+    def path_of(module: nn.Module) -> str:
+        if id(module) not in paths_by_id:
+            paths_by_id.update({id(m): p for p, m in qmodel.net.named_modules()})
+        return paths_by_id.get(id(module), "")
+
+    handles = [register_module_forward_pre_hook(lambda m, a: stack.append((path_of(m), m)) and None),
+               register_module_forward_hook(lambda m, a, o: stack.pop() and None)]
+    traced = isinstance(qmodel.net, fx.GraphModule)
+    finder = FloatOpFinder(stack)
     was_training = qmodel.training
     qmodel.eval()
     try:
@@ -304,18 +206,71 @@ def _record(qmodel: QuantizedModel, example_input) -> None:
     except Exception as exc:
         raise ConversionError(f"the converted model failed on the example input: {type(exc).__name__}: {exc}") from exc
     finally:
-        for op in ops.values():
+        for handle in handles:  # only QAG's own hooks: the user's stay
+            handle.remove()
+        for op in (m for m in qmodel.net.modules() if isinstance(m, QuantOp)):
             op.recorder = None
-            op._forward_pre_hooks.clear()
-        for h in hooks:
-            h.remove()
+        for region in regions:
+            region.recorder, region.frozen = None, True
         qmodel.train(was_training)
-    qmodel._op_paths = order
-    qmodel.workload = Workload.from_layers(rows)
+    paths = {op.layer_name: path for path, op in qmodel.net.named_modules() if isinstance(op, QuantOp)}
+    qmodel._op_paths = [paths[name] for name in dict.fromkeys(row.name for row in rows)]
+    qmodel.workload = Workload.from_layers(rows, float_ops_of_model)
     # A quantized layer the example never ran (a branch inside a leaf) would run with float slots that no
     # policy reaches: report it with the ops that ran outside any QuantSlot.
-    not_run = [f"{op.op_type} in '{path}' (not run by the example input)" for path, op in ops.items() if path not in order]
-    qmodel.float_ops = sorted(set(finder.found)) + not_run
+    ran = set(qmodel._op_paths)
+    # A layer whose weight is a layer that ran (tied embeddings: T5's `shared`) is an alias, not a layer.
+    ran_weights = {id(getattr(qmodel.net.get_submodule(p), "weight", None)) for p in ran} - {id(None)}
+    not_run = [str(FloatOp(qmodel.net.get_submodule(path).op_type, path, "not run by the example input"))
+               for path in paths.values()
+               if path not in ran and id(getattr(qmodel.net.get_submodule(path), "weight", None)) not in ran_weights]
+    found = merge_owners(graph_float_ops(qmodel.net) if traced else [], finder.found)
+    qmodel.float_ops = list(dict.fromkeys(str(f) for f in found)) + not_run
+
+
+def _run_float_model(model: nn.Module, args: tuple) -> list:
+    """Run the float model once (eval, no grad) as a check; returns its float ops (softmax, norms) for the
+    workload. The caller's train/eval modes are restored."""
+    modes = {module: module.training for module in model.modules()}
+    try:
+        try:
+            return record_workload(model, args)[1]
+        except WorkloadError:  # the recorder could not describe a call: still check that the model runs
+            with torch.no_grad():
+                model.eval()(*args)
+            return []
+    except Exception as exc:
+        raise ConversionError(
+            f"the float model fails on the example input ({type(exc).__name__}: {exc}); "
+            f"pass an input of the shape the model expects") from exc
+    finally:
+        for module, training in modes.items():
+            module.training = training
+
+
+def _convert_structure(net: nn.Module, make_slots: SlotFactory, leaf_modules, autowrap_functions, n_args: int):
+    """Trace and rewrite ``net`` (or module-swap it when it cannot be traced); returns (converted module,
+    leaf-fallback paths, the root's tracing error or None)."""
+    if is_library_leaf(net):  # a torch.nn container such as nn.Transformer: fx would keep it whole anyway
+        swap_modules(net, "", make_slots)
+        return net, [], None
+    gm, fallbacks, root_error = trace_with_fallback(net, (*QAG_LEAVES, *leaf_modules), autowrap_functions, n_args)
+    if gm is None:
+        warnings.warn(
+            f"QAG: the forward of {type(net).__name__} itself cannot be traced by torch.fx ({root_error}); "
+            f"falling back to module swap, and its own GEMM calls run through QuantOps in call order "
+            f"(eager: a branch the example input does not take stays float)", stacklevel=3)
+        swap_modules(net, "", make_slots)
+        wrap_forward(net, "", make_slots)
+        return net, [""], root_error
+    rewrite_graph(gm, net, make_slots, lambda path, module: module_op(path, module, make_slots))
+    convert_leaves(gm, make_slots)
+    for path in fallbacks:  # untraceable submodules: their own GEMM calls get QuantOps too
+        leaf = gm.get_submodule(path)
+        if not is_converted(leaf):
+            wrap_forward(leaf, path, make_slots)
+    copy_hooks(net, gm)
+    return gm, fallbacks, None
 
 
 def convert(
@@ -327,11 +282,14 @@ def convert(
     scheme_sharing: str = "layer",
     leaf_modules: Iterable[type] = (),
     autowrap_functions: Iterable[Callable] = (),
+    strict: bool = False,
 ) -> QuantizedModel:
     """Convert a float model into a :class:`QuantizedModel` with every slot in float bypass.
 
-    The input model is not modified. ``schemes`` are the candidates of every slot (default: all
-    registered); ``scheme_sharing`` is ``"layer"`` (own logits per slot) or ``"model"``.
+    The input model is not modified (its forward hooks are kept in the copy). ``schemes`` are the
+    candidates of every slot (default: all registered); ``scheme_sharing`` is ``"layer"`` (own logits per
+    slot) or ``"model"``. GEMMs that would stay float are listed in ``float_ops`` with a warning, or, with
+    ``strict=True``, raise a ConversionError listing them.
     """
     if not isinstance(model, nn.Module):
         raise ConversionError(f"convert expects an nn.Module, got {type(model).__name__}")
@@ -340,46 +298,29 @@ def convert(
     args = _as_args(example_input)
     if not args or not torch.is_tensor(args[0]) or args[0].dim() == 0:
         raise ConversionError("example_input must be a batched tensor (or a tuple whose first item is one)")
-    modes = {module: module.training for module in model.modules()}  # restored: convert leaves `model` as it was
-    try:
-        with torch.no_grad():
-            model.eval()(*args)
-    except Exception as exc:
-        raise ConversionError(
-            f"the float model fails on the example input ({type(exc).__name__}: {exc}); "
-            f"pass an input of the shape the model expects") from exc
-    finally:
-        for module, training in modes.items():
-            module.training = training
+    float_ops_of_model = _run_float_model(model, args)
+    make_slots = make_slot_factory(schemes, bits_range)
     # Traced in eval mode, as the float check ran: code that branches on self.training (aux heads, functional
     # dropout) is baked into the graph with its inference path, not its training path.
-    net = copy.deepcopy(model).eval()
-    gm, fallbacks, root_error = trace_with_fallback(net, leaf_modules, autowrap_functions)
-    if gm is None:
-        warnings.warn(
-            f"QAG: the forward of {type(model).__name__} itself cannot be traced by torch.fx ({root_error}); "
-            f"falling back to module swap: Conv/Linear modules are quantized, functional ops in its "
-            f"forward stay float", stacklevel=2)
-        _swap_modules(net, "", schemes, bits_range, skip=lambda m: False)
-        converted = net
-        fallbacks = [""]
-    else:
-        for path in fallbacks:
-            _swap_modules(gm.get_submodule(path), path, schemes, bits_range, skip=lambda m: False)
-        _rewrite_graph(gm, schemes, bits_range)
-        converted = gm
+    net = replace_compound_modules(copy.deepcopy(model).eval(), make_slots)
+    converted, fallbacks, root_error = _convert_structure(net, make_slots, leaf_modules, autowrap_functions,
+                                                          len(args))
     qmodel = QuantizedModel(converted, int(args[0].shape[0]))
     qmodel.train(model.training)
     qmodel.fallback_modules = fallbacks
-    _record(qmodel, example_input)
+    _record(qmodel, example_input, float_ops_of_model)
     if not qmodel._op_paths:
         reason = f" (tracing failed: {root_error})" if root_error else ""
         if qmodel.float_ops:
             reason += f"; it has ops QAG cannot put slots on: {', '.join(qmodel.float_ops)}"
         raise ConversionError(f"{type(model).__name__} has no conv, linear or matmul op that QAG can quantize{reason}")
     if qmodel.float_ops:
-        warnings.warn(f"QAG: these quantizable ops run outside any QuantSlot and stay float: "
-                      f"{', '.join(qmodel.float_ops)}", stacklevel=2)
+        listed = "; ".join(qmodel.float_ops)
+        if strict:
+            raise ConversionError(f"strict conversion of {type(model).__name__}: {len(qmodel.float_ops)} GEMM op(s) "
+                                  f"would stay float: {listed}. Make them traceable (or pass leaf_modules / "
+                                  f"autowrap_functions), or convert without strict to keep them float")
+        warnings.warn(f"QAG: these quantizable ops run outside any QuantSlot and stay float: {listed}", stacklevel=2)
     if scheme_sharing == "model":
         qmodel.share_scheme_logits()
     return qmodel.set_float()
@@ -390,6 +331,6 @@ def apply_policy(model: nn.Module, policy: Policy | str, example_input, **conver
     if isinstance(policy, str):
         policy = Policy.load(policy) if policy.endswith((".yaml", ".yml")) else Policy.uniform(policy)
     if isinstance(model, QuantizedModel):
-        return model.apply(policy)
+        return model.set_policy(policy)
     qmodel = convert(model, example_input, **convert_kwargs)
-    return qmodel.apply(policy)
+    return qmodel.set_policy(policy)

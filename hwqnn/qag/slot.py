@@ -73,15 +73,25 @@ class QuantSlot(nn.Module):
         self.single_path = False
         self.fixed_scheme: str | None = None
         self.fixed_bits: int | None = None
+        self.pinned_float = False
+
+    def pin_float(self) -> None:
+        """Keep this slot in float bypass for good (the integer indices of an embedding): mode switches
+        leave it float and its cost is float 32 whatever the search holds."""
+        self.pinned_float = True
+        self.mode = "float"
 
     # --- mode switches -------------------------------------------------------------------------
     def set_float(self) -> None:
         self.mode = "float"
 
     def set_search(self) -> None:
-        self.mode = "search"
+        if not self.pinned_float:
+            self.mode = "search"
 
     def set_fixed(self, scheme: str, bits: int) -> None:
+        if self.pinned_float:
+            return
         if scheme not in self.candidates:
             # A policy may name a scheme outside the search candidates; build it on demand.
             self.candidates[scheme] = create_scheme(scheme, role=self.role, channels=self.channels,
@@ -123,6 +133,9 @@ class QuantSlot(nn.Module):
         """
         bits = self.continuous_bits()
         probs = torch.softmax(self.logits.alpha / self.temperature, dim=0)
+        if self.pinned_float:
+            n = len(self.scheme_names)
+            return probs, torch.full((n,), COMPUTE_KINDS.index("float"), dtype=torch.long), bits.new_full((n,), 32.0)
         rounded = int(round(float(bits.detach())))
         kinds, eff = [], []
         for scheme in self.candidates.values():
@@ -171,6 +184,8 @@ class QuantSlot(nn.Module):
         return weights[0] * first(x, bits) + weights[1] * second(x, bits)
 
     def extra_repr(self) -> str:
+        if self.pinned_float:
+            return f"role={self.role}, pinned float"
         if self.mode == "fixed":
             return f"role={self.role}, fixed={self.fixed_scheme}@{self.fixed_bits}b"
         return f"role={self.role}, mode={self.mode}, candidates={len(self.scheme_names)}"

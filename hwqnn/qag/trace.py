@@ -7,6 +7,7 @@ leaf modules and auto-wrapped functions are honoured, as in timm's fx helpers.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 from collections.abc import Callable, Iterable
@@ -20,6 +21,11 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 64
 
 
+def has_user_hooks(module: nn.Module) -> bool:
+    """A module with forward (pre-)hooks stays a call in the graph, so that its hooks keep firing."""
+    return bool(module._forward_pre_hooks or module._forward_hooks)
+
+
 class _FallbackTracer(fx.Tracer):
     def __init__(self, leaf_ids: set[int], leaf_types: tuple[type, ...], autowrap: tuple[Callable, ...]):
         super().__init__(autowrap_functions=autowrap)
@@ -29,7 +35,8 @@ class _FallbackTracer(fx.Tracer):
         self.failed_at: str | None = None
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return id(m) in self.leaf_ids or isinstance(m, self.leaf_types) or super().is_leaf_module(m, qualname)
+        return (id(m) in self.leaf_ids or isinstance(m, self.leaf_types) or (bool(qualname) and has_user_hooks(m))
+                or super().is_leaf_module(m, qualname))
 
     def call_module(self, m, forward, args, kwargs):
         qualname = self.path_of_module(m)
@@ -44,23 +51,42 @@ class _FallbackTracer(fx.Tracer):
             self._stack.pop()
 
 
+def defaults_not_given(model: nn.Module, n_args: int) -> dict[str, object]:
+    """The forward's parameters after the first ``n_args`` that have defaults: traced as those constants.
+
+    fx would otherwise make every optional argument a placeholder and trace the ``is not None`` branch,
+    which then fails when the argument really is None (``~mask`` on None).
+    """
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return {}
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {p.name: p.default for p in parameters[n_args:]
+            if p.kind in kinds and p.default is not inspect.Parameter.empty}
+
+
 def trace_with_fallback(
     model: nn.Module,
     leaf_modules: Iterable[type] = (),
     autowrap_functions: Iterable[Callable] = (),
+    n_args: int | None = None,
 ) -> tuple[fx.GraphModule | None, list[str], str | None]:
     """Trace ``model``; returns (graph module or None, names of leaf-fallback submodules, root error).
 
-    The graph module is None when the root's own forward cannot be traced; the third value then holds
-    the tracing error, so the caller can fall back to module swap or raise a ConversionError.
+    With ``n_args`` (the number of example inputs), optional forward arguments beyond them are traced as
+    their default values. The graph module is None when the root's own forward cannot be traced; the
+    third value then holds the tracing error, so the caller can fall back to module swap or raise a
+    ConversionError.
     """
     leaf_ids: set[int] = set()
     fallbacks: list[str] = []
     modules = dict(model.named_modules())
+    concrete = defaults_not_given(model, n_args) if n_args is not None else {}
     for _ in range(MAX_RETRIES):
         tracer = _FallbackTracer(leaf_ids, tuple(leaf_modules), tuple(autowrap_functions))
         try:
-            graph = tracer.trace(model)
+            graph = tracer.trace(model, concrete_args=concrete or None)
         except Exception as exc:  # fx raises many kinds (TraceError, TypeError, RuntimeError...)
             culprit = tracer.failed_at
             if not culprit or culprit not in modules:

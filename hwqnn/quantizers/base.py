@@ -20,10 +20,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from cost_models import COMPUTE_KINDS  # the compute kinds a scheme can declare; the cost models price each
+
 from ..errors import SchemeError
 
-#: Compute kinds a scheme can declare; the cost models price each one per device.
-COMPUTE_KINDS = ("int", "binary", "shift", "float")
 ROLES = ("weight", "activation")
 MIN_BITS = 1
 MAX_BITS = 16

@@ -22,8 +22,10 @@ from ._html import render_html
 from ._markdown import render_markdown
 from ._run import run_report
 from ._sources import TargetRuns, collect_targets, expand_sources
+from ._tables import readable as readable_table
 
 __all__ = [
+    "readable_table",
     "build_report",
     "run_report",
     "assemble",

@@ -149,13 +149,18 @@ def sweep_cost(doc: Document, groups: list[TargetRuns], csv: CsvSink) -> None:
 
 def profiles(doc: Document, groups: list[TargetRuns], csv: CsvSink) -> None:
     s = doc.section("Hardware profiles used")
-    loaded = {g.target: cost_models.load_profile(g.target) for g in groups}
+    loaded = {g.target: cost_models.load_profile(_profile_spec(g)) for g in groups}
     frame = pd.concat([tables.profile_rows(p) for p in loaded.values()], ignore_index=True)
     path = csv("profiles", frame)
     for target, profile in loaded.items():
         rows = frame[frame["target"] == target].drop(columns="target")
         s.add(f"**{profile.name}** ({profile.type}): {profile.description}. File: `{Path(profile.file).name}`.",
               Table(f"profile_{target}", f"Numbers of {profile.name} and their sources.", rows, path))
+
+
+def _profile_spec(group: TargetRuns) -> str:
+    """The profile a group's runs were priced with: the name or file path their config recorded."""
+    return str((group.meta.get("config") or {}).get("target") or group.target)
 
 
 def reproduction(doc: Document, groups: list[TargetRuns], command: str) -> None:
@@ -204,7 +209,7 @@ def fp16_costs(group: TargetRuns) -> dict[str, float] | None:
         log.info("no fp16 reference for %s: %s", group.target, exc)
         return None
     batch = int((metrics.get("config") or {}).get("cost_batch_size", 1))
-    report = cost_models.estimate(model.eval(), torch.zeros(1, *metrics["input_shape"]), group.target, "fp16",
+    report = cost_models.estimate(model.eval(), torch.zeros(1, *metrics["input_shape"]), _profile_spec(group), "fp16",
                                   batch_size=batch)
     return {k: float(getattr(report, k)) for k in COST_KEYS}
 

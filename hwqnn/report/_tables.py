@@ -218,7 +218,7 @@ def layer_costs(group: TargetRuns, name: str) -> pd.DataFrame:
 
 def profile_rows(profile) -> pd.DataFrame:
     """Every number of a hardware profile with where it came from (``source:``/``derived:``, or the default)."""
-    from cost_models.energy import HOROWITZ_SOURCE, mac_energy
+    from cost_models import HOROWITZ_SOURCE, mac_energy
 
     rows: list[dict] = []
     _walk(profile.raw, "", rows)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from numbers import Real
+
+import numpy as np
+
+from cost_models import BUDGET_METRICS
 
 from ..errors import BudgetError
 
-#: Budget metric -> the cost-report key it bounds.
-METRICS = {"latency": "latency_s", "energy": "energy_j", "size": "size_bytes", "memory": "peak_memory_bytes"}
+#: Budget metric -> the cost-report key it bounds (owned by cost_models.CostMetric).
+METRICS = BUDGET_METRICS
 UNITS = {
     "latency": {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9},
     "energy": {"j": 1.0, "mj": 1e-3, "uj": 1e-6, "µj": 1e-6, "nj": 1e-9},
@@ -17,6 +23,8 @@ UNITS = {
 }
 UNITS["memory"] = UNITS["size"]
 DISPLAY_UNIT = {"latency": ("ms", 1e-3), "energy": ("mJ", 1e-3), "size": ("KiB", 1024.0), "memory": ("KiB", 1024.0)}
+#: Byte units from large to small: a byte count prints in the largest one that keeps it >= 1.
+BYTE_UNITS = (("GiB", 1024.0**3), ("MiB", 1024.0**2), ("KiB", 1024.0), ("B", 1.0))
 
 #: Defaults: half the w8a8 model size and no slower than w8a8 on the device. See ``default_budgets``.
 DEFAULT_BUDGETS = ("size=0.5x", "latency=1.0x")
@@ -35,8 +43,9 @@ class Budget:
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise BudgetError(f"unknown budget metric '{self.metric}'; expected one of {sorted(METRICS)}")
-        if not self.value > 0:
-            raise BudgetError(f"budget {self.metric} must be positive, got {self.value}")
+        value = self.value
+        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or not value > 0:
+            raise BudgetError(f"budget {self.metric} must be a finite number > 0, got {value!r}")
 
     @property
     def key(self) -> str:
@@ -48,9 +57,9 @@ class Budget:
 
     def __str__(self) -> str:
         if self.relative:
-            return f"{self.metric}={self.value:g}x"
-        unit, scale = DISPLAY_UNIT[self.metric]
-        return f"{self.metric}={self.value / scale:g}{unit}"
+            return f"{self.metric}={plain_number(self.value, 6)}x"
+        unit, scale = _display_unit(self.metric, self.value)
+        return f"{self.metric}={plain_number(self.value / scale, 6)}{unit}"
 
 
 def parse_budget(text: str) -> Budget:
@@ -65,13 +74,22 @@ def parse_budget(text: str) -> Budget:
     if metric not in METRICS:
         raise BudgetError(f"budget {text!r}: unknown metric '{metric}'; expected one of {sorted(METRICS)}")
     if unit.lower() == "x":
-        return Budget(metric, number, relative=True)
+        return Budget(metric, _finite_positive(number, text), relative=True)
     units = UNITS[metric]
     if unit == "":
         raise BudgetError(f"budget {text!r} has no unit; use one of {sorted(units)} or 'x' (relative to w8a8)")
     if unit.lower() not in units:
         raise BudgetError(f"budget {text!r}: unit '{unit}' is not a {metric} unit; use one of {sorted(units)} or 'x'")
-    return Budget(metric, number * units[unit.lower()])
+    return Budget(metric, _finite_positive(number * units[unit.lower()], text))
+
+
+def _finite_positive(value: float, text: str) -> float:
+    """``value`` if it is a usable bound; one BudgetError naming the budget text otherwise."""
+    if not math.isfinite(value):
+        raise BudgetError(f"budget {text!r} is too large to be a number; give a finite bound such as latency=2ms")
+    if not value > 0:
+        raise BudgetError(f"budget {text!r} must be positive (> 0); a zero or vanishing bound admits no policy")
+    return value
 
 
 def parse_budgets(items: Iterable[str | Budget] | None) -> list[Budget]:
@@ -97,6 +115,25 @@ def resolve_budgets(budgets: Iterable[Budget], reference: Callable[[], Mapping[s
 
 
 def format_cost(metric_or_key: str, value: float) -> str:
+    """A cost for people: bytes in B / KiB / MiB / GiB, latency in ms, energy in mJ, 4 significant digits,
+    never in scientific notation; ``n/a`` for a value that is not a finite number."""
     metric = next((m for m, k in METRICS.items() if k == metric_or_key), metric_or_key)
-    unit, scale = DISPLAY_UNIT[metric]
-    return f"{value / scale:.4g} {unit}"
+    if value is None or not math.isfinite(float(value)):
+        return "n/a"
+    unit, scale = _display_unit(metric, float(value))
+    return f"{plain_number(float(value) / scale, 4)} {unit}"
+
+
+def _display_unit(metric: str, value: float) -> tuple[str, float]:
+    """Bytes in the largest unit that keeps them >= 1; latency and energy in their fixed display unit."""
+    if metric in ("size", "memory"):
+        return next(((u, s) for u, s in BYTE_UNITS if abs(value) >= s), BYTE_UNITS[-1])
+    return DISPLAY_UNIT[metric]
+
+
+def plain_number(value: float, digits: int) -> str:
+    """``value`` to ``digits`` significant digits in positional notation (``0.0000513``, ``123500``)."""
+    text = f"{value:.{digits}g}"
+    if "e" not in text:
+        return text
+    return np.format_float_positional(value, precision=digits, unique=False, fractional=False, trim="-")

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
-from ..errors import HwqnnError
-
-METHODS = ("search", "uniform")
+from ..errors import ConfigError
 
 
 @dataclass
 class SearchConfig:
     target: str = "jetson"
     budgets: list[str] | None = None  # None -> DEFAULT_BUDGETS
-    method: str = "search"  # or "uniform": the fixed-policy baseline
+    method: str = "search"  # a registered strategy (hwqnn.searching.list_strategies()): "search", "uniform", ...
     uniform_bits: tuple[int, int] = (4, 4)
     uniform_scheme: str = "uniform"
     schemes: list[str] | None = None  # None -> every registered scheme
@@ -42,21 +40,21 @@ class SearchConfig:
     augment: bool = False
     seed: int = 0
     device: str = "auto"
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise HwqnnError(f"method must be one of {METHODS}, got {self.method!r}")
+        from .strategies import get_strategy
+
+        get_strategy(self.method)  # StrategyError naming the registered methods
         if self.scheme_sharing not in ("layer", "model"):
-            raise HwqnnError(f"scheme_sharing must be 'layer' or 'model', got {self.scheme_sharing!r}")
+            raise ConfigError(f"scheme_sharing must be 'layer' or 'model', got {self.scheme_sharing!r}")
         lo, hi = self.bits_range
         if not 1 <= lo <= hi <= 16:
-            raise HwqnnError(f"bits_range must satisfy 1 <= min <= max <= 16, got {self.bits_range}")
+            raise ConfigError(f"bits_range must satisfy 1 <= min <= max <= 16, got {self.bits_range}")
         for name in ("pretrain_epochs", "search_epochs", "finetune_epochs"):
             if getattr(self, name) < 0:
-                raise HwqnnError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.batch_size < 1:
-            raise HwqnnError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         self.bits_range = tuple(self.bits_range)
         self.uniform_bits = tuple(self.uniform_bits)
 
@@ -68,5 +66,6 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> SearchConfig:
+        """Rebuild from ``to_dict``; keys of fields since removed (e.g. ``extra``) are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -32,13 +32,14 @@ import scipy.sparse as sp
 import torch
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from ..errors import BudgetInfeasibleError
+from cost_models import COMPUTE_KINDS, COST_KEYS, CostMetric
+
+from ..errors import BudgetError, BudgetInfeasibleError
 from ..policy import LayerPolicy, Policy
-from ..quantizers import COMPUTE_KINDS
 from .budgets import DISPLAY_UNIT, METRICS, format_cost
 
 log = logging.getLogger(__name__)
-ADDITIVE = ("latency_s", "energy_j", "size_bytes")
+ADDITIVE = tuple(m.value for m in CostMetric if m.additive)
 _METRIC_NAMES = {key: metric for metric, key in METRICS.items()}
 
 
@@ -145,7 +146,7 @@ def solve(layers: Sequence[LayerOptions], tables: Sequence[Mapping[str, np.ndarr
             row[:n_x] = flat["size_bytes"] / bound
             row[n_x] = 1.0 / bound
         else:
-            raise KeyError(key)
+            raise BudgetError(f"cannot bound '{key}'; budgets bound one of {', '.join(COST_KEYS)}")
         rows.append(sp.csr_matrix(row))
         lower.append(-np.inf)
         upper.append(1.0)

@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConfigError, ConversionError
 from ..qag import QuantizedModel, QuantSlot
 
 
@@ -28,10 +29,12 @@ class SearchSpace:
         self.ops = qmodel.quant_ops()
         names = [op.layer_name for op in self.ops]
         if names != cost_model.workload.names:
-            raise ValueError("the cost model's workload does not list the model's layers in the same order")
+            raise ConversionError("the cost model's workload does not list the model's layers in the same order; "
+                                  "build the cost model from this model's workload (QuantizedModel.workload)")
         schemes = {tuple(s.scheme_names) for _, _, s in qmodel.slots()}
         if len(schemes) != 1:
-            raise ValueError("every slot must have the same candidate schemes for the vectorized cost")
+            raise ConfigError("every slot must have the same candidate schemes for the vectorized cost; convert the "
+                              "model with one schemes= list for all layers")
         self.scheme_names = list(schemes.pop())
 
     # --- parameter groups ----------------------------------------------------------------------

@@ -20,7 +20,7 @@ import onnx
 import pytest
 from export_helpers import SCHEME_BITS, compare, export_zoo, scheme_policy
 
-from hwqnn.models import list_models
+from hwqnn.models import einsum_attention, list_models, recurrent, vit_mha  # noqa: F401  (registers them)
 from hwqnn.quantizers import list_schemes
 
 MIN_TOP1 = 0.999
@@ -28,7 +28,8 @@ MIN_MATCHING_SAMPLES = 0.85
 FAST_CASES = (
     [("tiny_cnn", scheme) for scheme in SCHEME_BITS]
     + [("functional_cnn", "uniform"), ("branchy_cnn", "pot"), ("vit_tiny", "uniform"), ("resnet20", "ternary"),
-       ("mobilenet_v2_tiny", "clip")]
+       ("mobilenet_v2_tiny", "clip"), ("vit_mha_tiny", "uniform"), ("einsum_vit_tiny", "pot"),
+       ("gru_tiny", "uniform"), ("lstm_tiny", "zoom")]
 )
 ALL_CASES = [(m, s) for m in list_models() for s in list_schemes()]
 SLOW_CASES = [case for case in ALL_CASES if case not in FAST_CASES]

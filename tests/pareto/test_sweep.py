@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from hwqnn.errors import RunDirError
+from hwqnn.errors import ConfigError, RunDirError
 from hwqnn.pareto import DEFAULT_SHORT_FRACTION, load_sweep, run_sweep, short_epochs, summarise_front
 
 SHORT = dict(pretrain_epochs=1, search_epochs=1, finetune_epochs=0, batch_size=128, single_path=True, seed=0)
@@ -83,7 +83,7 @@ def test_errors(tmp_path, small_digits, float_tiny_cnn):
     with pytest.raises(RunDirError, match="does not exist"):
         load_sweep(tmp_path / "nope")
     train, test = small_digits
-    with pytest.raises(RunDirError, match="repeat the swept metric"):
+    with pytest.raises(ConfigError, match="repeat the swept metric"):
         run_sweep(float_tiny_cnn, train, test, target="bitfusion", sweep="size=0.3x:0.6x:2", fixed_budgets=["size=1x"])
 
 

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +15,9 @@ from torch import nn
 
 import hwqnn
 from hwqnn.models import create_model, model_spec
+
+if str(Path(__file__).parent) not in sys.path:  # --import-mode=importlib: share the plain helpers in sweep.py
+    sys.path.insert(0, str(Path(__file__).parent))
 
 
 @dataclass(frozen=True)

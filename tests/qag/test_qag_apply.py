@@ -106,7 +106,7 @@ def test_current_policy_round_trips(zoo, quiet_convert):
     current = qmodel.current_policy()
     assert list(current.layers) == qmodel.layer_names
     assert current.layers == policy.expand(qmodel.layer_names).layers
-    again = quiet_convert(model, example).apply(current)
+    again = quiet_convert(model, example).set_policy(current)
     assert _fixed_state(again) == _fixed_state(qmodel)
 
 

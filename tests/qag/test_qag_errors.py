@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import hwqnn
@@ -56,16 +57,26 @@ def test_bad_candidate_scheme_or_bits_range_is_a_user_error(zoo):
         hwqnn.convert(model, example, bits_range=(8, 2))
 
 
-def test_model_with_only_fused_attention_names_the_op_qag_cannot_slot():
-    attention = nn.MultiheadAttention(8, 2, batch_first=True)
+class _PairScore(nn.Module):
+    """A bilinear form, an op QAG has no quantized form of."""
 
-    class OnlyAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(3, 8, 8))
+
+    def forward(self, x):
+        return F.bilinear(x, x, self.weight)
+
+
+def test_model_with_only_an_unquantizable_gemm_names_the_op_its_owner_and_the_reason():
+    class OnlyBilinear(nn.Module):
         def __init__(self):
             super().__init__()
-            self.attention = attention
+            self.pair = _PairScore()
 
         def forward(self, x):
-            return self.attention(x, x, x)[0]
+            return self.pair(x)
 
-    with pytest.raises(ConversionError, match=r"OnlyAttention has no conv.*multi_head_attention in 'attention'"):
-        hwqnn.convert(OnlyAttention().eval(), torch.randn(2, 3, 8))
+    with pytest.raises(ConversionError, match=r"OnlyBilinear has no conv.*bilinear in 'pair' \(QAG has no quantized "
+                                              r"form of bilinear\)"):
+        hwqnn.convert(OnlyBilinear().eval(), torch.randn(2, 8))

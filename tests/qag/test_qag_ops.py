@@ -3,6 +3,8 @@ functional F.conv2d / F.linear, and matmul / bmm / mm / ``@`` (function and meth
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -137,7 +139,7 @@ def test_bypass_is_exact_and_every_slot_changes_the_output(case):
     with torch.no_grad():
         reference = model(example)
         torch.testing.assert_close(qmodel(example), reference, atol=1e-6, rtol=0)
-        qmodel.apply(POLICY_2BIT)
+        qmodel.set_policy(POLICY_2BIT)
         assert not torch.allclose(qmodel(example), reference, atol=1e-4)
         # Each slot alone is live: quantizing only that one tensor moves the output.
         for name, role, slot in qmodel.slots():
@@ -203,26 +205,46 @@ def test_shared_module_called_twice_is_one_layer_with_summed_macs():
     assert qmodel.workload.layers == extract_workload(model, example).layers
 
 
-def test_functional_op_in_an_untraceable_root_is_reported_as_float():
-    class Untraceable(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(4, 4)
-            self.extra = nn.Parameter(torch.randn(4, 4))
+class Untraceable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.extra = nn.Parameter(torch.randn(4, 4))
 
-        def forward(self, x):
-            if x.sum() > 0:  # data-dependent: the root itself cannot be traced
-                x = -x
-            return F.linear(self.fc(x), self.extra)
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent: the root itself cannot be traced
+            x = -x
+        return F.linear(self.fc(x), self.extra)
 
+
+def test_functional_op_in_an_untraceable_root_runs_through_a_quant_op():
     torch.manual_seed(0)
+    model, example = Untraceable().eval(), torch.randn(2, 4)
     with pytest.warns(UserWarning) as caught:
-        qmodel = hwqnn.convert(Untraceable(), torch.randn(2, 4))
+        qmodel = hwqnn.convert(model, example)
     messages = " ".join(str(w.message) for w in caught)
-    assert "Untraceable" in messages and "cannot be traced" in messages
-    assert "stay float" in messages and "linear in '<root>'" in messages
-    assert qmodel.layer_names == ["fc"]
-    assert qmodel.float_ops == ["linear in '<root>'"]
+    assert "Untraceable" in messages and "cannot be traced" in messages and "stay float" not in messages
+    assert qmodel.layer_names == ["fc", "linear"] and qmodel.float_ops == []
+    assert qmodel.layer("linear").weight_is_param
+    assert qmodel.workload.layers == extract_workload(model, example).layers
+    with torch.no_grad():
+        for x in (example, -example):  # both branches of the data-dependent `if`
+            torch.testing.assert_close(qmodel.eval()(x), model(x), atol=1e-6, rtol=0)
+        qmodel.set_float()
+        qmodel.layer("linear").weight_slot.set_fixed("uniform", 2)
+        assert not torch.allclose(qmodel(example), model(example), atol=1e-4)
+
+
+def test_untraceable_root_state_dict_and_deepcopy_keep_the_region_ops():
+    torch.manual_seed(0)
+    model, example = Untraceable().eval(), torch.randn(2, 4)
+    with pytest.warns(UserWarning, match="cannot be traced"):
+        qmodel = hwqnn.apply_policy(model, "w4a4", example)
+    twin = copy.deepcopy(qmodel)
+    assert twin.layer_names == qmodel.layer_names
+    twin.load_state_dict(qmodel.state_dict(), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(twin.eval()(example), qmodel.eval()(example), atol=0, rtol=0)
 
 
 @pytest.mark.filterwarnings("ignore:QAG. submodule")
@@ -271,8 +293,8 @@ def test_model_in_train_mode_is_traced_with_its_inference_path():
         torch.testing.assert_close(first, model.eval()(example), atol=1e-6, rtol=0)
 
 
-def test_fused_ops_qag_cannot_slot_are_reported_as_float():
-    """nn.MultiheadAttention, RNNs and einsum do their MACs in one fused call: never silently float."""
+def test_fused_ops_get_slots_on_every_gemm():
+    """nn.MultiheadAttention, RNNs and einsum do their MACs in fused calls: QAG slots each of their GEMMs."""
 
     class Fused(nn.Module):
         def __init__(self):
@@ -286,10 +308,12 @@ def test_fused_ops_qag_cannot_slot_are_reported_as_float():
             return self.head(x + torch.einsum("bij,bkj->bik", x, x) @ x)
 
     torch.manual_seed(0)
-    with pytest.warns(UserWarning, match="stay float"):
-        qmodel = hwqnn.convert(Fused().eval(), torch.randn(2, 5, 16))
-    assert qmodel.float_ops == ["einsum in '<root>'", "gru in 'rnn'", "multi_head_attention in 'attention'"]
-    assert qmodel.layer_names == ["matmul", "head"]
+    model, example = Fused().eval(), torch.randn(2, 5, 16)
+    qmodel = hwqnn.convert(model, example)
+    assert qmodel.float_ops == []
+    attention = [f"attention.{op}" for op in ("q_proj", "k_proj", "v_proj", "qk", "av", "out_proj")]
+    assert qmodel.layer_names == [*attention, "rnn.ih_l0", "rnn.hh_l0", "matmul", "matmul_1", "head"]
+    assert qmodel.workload.layers == extract_workload(model, example).layers
 
 
 class Keywords(nn.Module):

@@ -8,11 +8,12 @@ import copy
 import pytest
 import torch
 
-from hwqnn.models import list_models
+from hwqnn.models import einsum_attention, list_models, recurrent, vit_mha  # noqa: F401  (registers them)
 from hwqnn.qag import QuantModuleOp
 
 #: Smaller variants where the default size only repeats the same layers (keeps the fast suite fast).
-SMALLER = {"vit_tiny": {"depth": 1}}
+SMALLER = {"vit_tiny": {"depth": 1}, "vit_mha_tiny": {"depth": 1}, "einsum_vit_tiny": {"depth": 1},
+           "gru_tiny": {"num_layers": 1}}
 
 
 def _search_model(zoo, quiet_convert, name: str, **convert_kwargs):

@@ -71,7 +71,7 @@ def _check(model: torch.nn.Module, example: torch.Tensor, reference: torch.Tenso
         mismatched = [a.name for a, b in zip(qmodel.workload.layers, workload.layers) if a != b][:3]
         return f"QAG layers != extract_workload rows ({len(qmodel.workload)} vs {len(workload)}; {mismatched})"
     with torch.no_grad():
-        quantized = qmodel.apply(hwqnn.Policy.uniform("w8a8"))(example)
+        quantized = qmodel.set_policy(hwqnn.Policy.uniform("w8a8"))(example)
     if quantized.shape != reference.shape or not torch.isfinite(quantized).all():
         return f"w8a8 output is not finite or has shape {tuple(quantized.shape)}"
     return ""

@@ -8,7 +8,7 @@ import torch
 
 import hwqnn
 from cost_models.workload import extract_workload
-from hwqnn.models import list_models
+from hwqnn.models import einsum_attention, list_models, recurrent, vit_mha  # noqa: F401  (registers them)
 
 
 def _resnet20_layers() -> dict[str, str]:
@@ -45,6 +45,41 @@ def _vit_tiny_layers() -> dict[str, str]:
     return layers
 
 
+def _vit_mha_tiny_layers() -> dict[str, str]:
+    layers = {"patch_embed": "conv2d"}
+    for block in range(2):
+        prefix = f"encoder.layers.{block}"
+        for op in ("q_proj", "k_proj", "v_proj"):
+            layers[f"{prefix}.self_attn.{op}"] = "linear"
+        layers[f"{prefix}.self_attn.qk"] = "matmul"
+        layers[f"{prefix}.self_attn.av"] = "matmul"
+        layers[f"{prefix}.self_attn.out_proj"] = "linear"
+        layers[f"{prefix}.linear1"] = "linear"
+        layers[f"{prefix}.linear2"] = "linear"
+    layers["head"] = "linear"
+    return layers
+
+
+def _einsum_vit_tiny_layers() -> dict[str, str]:
+    layers = {"patch_embed": "conv2d"}
+    for block in range(2):
+        prefix = f"blocks.{block}"
+        layers[f"{prefix}.attn.qkv"] = "linear"
+        layers[f"{prefix}.attn.matmul"] = "matmul"  # einsum q k -> scores
+        layers[f"{prefix}.attn.matmul_1"] = "matmul"  # einsum attn v
+        layers[f"{prefix}.attn.proj"] = "linear"
+        layers[f"{prefix}.mlp.0"] = "linear"
+        layers[f"{prefix}.mlp.2"] = "linear"
+    layers["head"] = "linear"
+    return layers
+
+
+def _gru_tiny_layers() -> dict[str, str]:
+    layers = {f"rnn.{kind}_l{layer}{suffix}": "linear" for layer in range(2) for suffix in ("", "_reverse")
+              for kind in ("ih", "hh")}
+    return {**layers, "head": "linear"}
+
+
 #: The quantized layers each zoo model must get, in execution order: layer name -> op type.
 EXPECTED_LAYERS: dict[str, dict[str, str]] = {
     "tiny_cnn": {"features.0.0": "conv2d", "features.1.0": "conv2d", "features.2.0": "conv2d", "head": "linear"},
@@ -53,6 +88,10 @@ EXPECTED_LAYERS: dict[str, dict[str, str]] = {
     "resnet20": _resnet20_layers(),
     "mobilenet_v2_tiny": _mobilenet_v2_tiny_layers(),
     "vit_tiny": _vit_tiny_layers(),
+    "vit_mha_tiny": _vit_mha_tiny_layers(),
+    "einsum_vit_tiny": _einsum_vit_tiny_layers(),
+    "gru_tiny": _gru_tiny_layers(),
+    "lstm_tiny": {"rnn.ih_l0": "linear", "rnn.hh_l0": "linear", "head": "linear"},
 }
 
 ZOO = list_models()
@@ -80,7 +119,7 @@ def test_zoo_model_gets_the_expected_slots(name, converted_zoo):
     got = {op.layer_name: op.op_type for op in qmodel.quant_ops()}
     assert list(got.items()) == list(EXPECTED_LAYERS[name].items())
     assert qmodel.float_ops == []
-    assert len(qmodel.slots()) == 2 * len(got)
+    assert len(qmodel.slots()) == 2 * len(got)  # no weight-only (embedding) op in the zoo
     roles = [role for _, role, _ in qmodel.slots()]
     assert roles == ["weight", "activation"] * len(got)
 
@@ -135,6 +174,20 @@ def test_branchy_cnn_warns_naming_the_untraceable_block_and_quantizes_inside_it(
                            "default": hwqnn.LayerPolicy("float", 32, "float", 32)})
     with torch.no_grad():
         before = qmodel.eval()(example)
-        after = qmodel.apply(policy)(example)
+        after = qmodel.set_policy(policy)(example)
     assert qmodel.layer("gate.conv").weight_slot.mode == "fixed"
     assert not torch.allclose(before, after)
+
+
+@pytest.mark.parametrize("name", ["vit_mha_tiny", "einsum_vit_tiny", "gru_tiny", "lstm_tiny"])
+def test_every_slot_of_the_sequence_models_is_live(name, zoo, quiet_convert):
+    """No GEMM of attention, einsum or recurrent layers bypasses its slots: fixing any one slot alone to
+    2 bits moves the output."""
+    model, example = zoo(name)
+    qmodel = quiet_convert(model, example).eval()
+    with torch.no_grad():
+        reference = model(example)
+        for layer, role, slot in qmodel.slots():
+            qmodel.set_float()
+            slot.set_fixed("uniform", 2)
+            assert not torch.allclose(qmodel(example), reference, atol=1e-7), f"{name}: {layer} {role} has no effect"

@@ -18,7 +18,7 @@ def test_each_target_gets_its_sweep_and_the_fixed_budgets_that_apply(monkeypatch
     images = TensorDataset(torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long))
     dirs, out = run_report(create_model("resnet20", num_classes=10), images, images, targets=["bitfusion", "jetson"],
                            out_dir=tmp_path, sweep="auto:2", fixed_budgets=["latency=1.0x"])
-    assert [c["target"] for c in calls] == ["bitfusion", "jetson-orin-nano"]  # aliases resolved
+    assert [c["target"].name for c in calls] == ["bitfusion", "jetson-orin-nano"]  # aliases resolved, once
     assert [c["sweep"].metric for c in calls] == ["latency", "size"]
     assert calls[0]["fixed_budgets"] == [] and calls[1]["fixed_budgets"] == ["latency=1.0x"]
     assert {c["float_weights"] for c in calls} == {tmp_path / "sweeps" / "float_model.pt"}  # pretrained once

@@ -1,7 +1,7 @@
 import pytest
 
 from hwqnn.errors import BudgetError
-from hwqnn.searching.budgets import Budget, parse_budget, parse_budgets, resolve_budgets
+from hwqnn.searching.budgets import Budget, format_cost, parse_budget, parse_budgets, resolve_budgets
 
 
 @pytest.mark.parametrize(
@@ -32,6 +32,11 @@ def test_parse_budget(text, metric, value, relative):
         ("latency=2MB", "not a latency unit"),
         ("size=0x", "must be positive"),
         ("size=-1MB", "not understood"),
+        ("latency=1e999ms", "finite"),
+        ("size=1e308GB", "finite"),
+        ("latency=1e-400s", "must be positive"),
+        ("latency=nanms", "not understood"),
+        ("latency=infms", "not understood"),
     ],
 )
 def test_bad_budgets_get_clear_errors(text, fragment):
@@ -63,3 +68,32 @@ def test_budget_str_round_trips():
         b = parse_budget(text)
         assert parse_budget(str(b)).value == pytest.approx(b.value)
     assert isinstance(parse_budget(Budget("size", 1.0, True)), Budget)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 0.0, -1.0, True, "1"])
+def test_budget_values_must_be_finite_positive_numbers(value):
+    with pytest.raises(BudgetError, match="finite number > 0"):
+        Budget("latency", value)
+
+
+@pytest.mark.parametrize("key, value, text", [
+    ("size_bytes", 512, "512 B"),
+    ("size_bytes", 5000, "4.883 KiB"),
+    ("peak_memory_bytes", 3 * 1024**2, "3 MiB"),
+    ("size_bytes", 3e9, "2.794 GiB"),
+    ("size_bytes", 1e14, "93130 GiB"),
+    ("latency_s", 5.13e-5, "0.0513 ms"),
+    ("latency_s", 1.234e-9, "0.000001234 ms"),
+    ("latency_s", 123.4, "123400 ms"),
+    ("energy_j", 2e-7, "0.0002 mJ"),
+    ("energy_j", float("nan"), "n/a"),
+    ("latency_s", float("inf"), "n/a"),
+])
+def test_format_cost_never_uses_scientific_notation(key, value, text):
+    assert format_cost(key, value) == text
+
+
+def test_budget_str_has_no_scientific_notation():
+    assert str(parse_budget("size=1e12B")) == "size=931.323GiB"
+    assert str(parse_budget("latency=1e-9s")) == "latency=0.000001ms"
+    assert str(parse_budget("latency=0.00001x")) == "latency=0.00001x"

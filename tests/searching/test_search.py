@@ -124,11 +124,13 @@ def test_targets_matter(tiny_cnn, digits):
 
 
 def test_default_budgets_are_feasible_on_every_profile(tiny_cnn, digits):
-    from hwqnn.searching import SearchConfig
-    from hwqnn.searching.study import Study
+    from hwqnn.searching import Problem
+    from hwqnn.searching.space import SearchSpace
 
+    qmodel = hwqnn.convert(copy_of(tiny_cnn), digits.train.tensors[0][:2])
     for target in cost_models.list_profiles():
-        Study(copy_of(tiny_cnn), digits.train, digits.test, SearchConfig(target=target))  # raises if infeasible
+        problem = Problem.build(qmodel.workload, target)
+        problem.check_feasible(SearchSpace(qmodel, problem.cost_model))  # raises if infeasible
 
 
 def copy_of(model):

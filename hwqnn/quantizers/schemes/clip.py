@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..functional import grid_bounds, l2_step, uniform_fake_quant, where_unsigned
+from ..functional import grid_bounds, uniform_fake_quant, where_unsigned
+from ..gaussian_steps import l2_step
 from ..registry import register_scheme
 from ._common import ObservedScheme
 

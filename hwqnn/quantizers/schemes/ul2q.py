@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ..functional import grid_bounds, l2_step_from_stats, positive_rms, std_and_mean, uniform_fake_quant
+from ..functional import grid_bounds, positive_rms, std_and_mean, uniform_fake_quant
+from ..gaussian_steps import l2_step_from_stats
 from ..registry import register_scheme
 from ._common import ObservedScheme
 

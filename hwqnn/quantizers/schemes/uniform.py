@@ -6,7 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from ..base import MAX_BITS
-from ..functional import GradScale, grid_bounds, grid_max_code, l2_step, uniform_fake_quant
+from ..functional import GradScale, grid_bounds, grid_max_code, uniform_fake_quant
+from ..gaussian_steps import l2_step
 from ..registry import register_scheme
 from ._common import ObservedScheme
 

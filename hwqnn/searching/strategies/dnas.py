@@ -1,0 +1,100 @@
+"""AutoQNN's search: QSS scheme logits + QPL learned bits under an augmented Lagrangian, then the exact MILP.
+
+Each search epoch trains the weights, the scheme logits and the continuous bitwidths jointly on
+``cross_entropy + penalty(expected costs)``; the multipliers take a dual step after every batch so the
+relaxed solution is pulled to the budgets whatever their units. ``finalize`` picks every slot's scheme
+and integer bits by one MILP under the problem's bounds (see ``finalize.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from cost_models import COST_KEYS
+
+from ...policy import Policy
+from ..constraints import AugmentedLagrangian
+from ..finalize import capture_slot_inputs, finalize_policy
+from ..train import evaluate, train_epoch
+from .base import Strategy, register_strategy
+
+
+@register_strategy
+class DnasStrategy(Strategy):
+    """QSS + QPL with device cost penalties, finalized by a MILP over (scheme, bits) of every slot."""
+
+    name = "search"
+    searches = True
+
+    def __init__(self) -> None:
+        self.lagrangian: AugmentedLagrangian | None = None
+        self._pending_state: dict | None = None
+
+    def _multipliers(self, run) -> AugmentedLagrangian:
+        if self.lagrangian is None:
+            self.lagrangian = AugmentedLagrangian(run.problem.bounds, rho=run.config.rho, dual_lr=run.config.dual_lr)
+            if self._pending_state is not None:
+                self.lagrangian.load_state_dict(self._pending_state)
+                self._pending_state = None
+        return self.lagrangian
+
+    def state_dict(self) -> dict:
+        if self.lagrangian is None:
+            return {"lagrangian": self._pending_state} if self._pending_state is not None else {}
+        return {"lagrangian": self.lagrangian.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._pending_state = (state or {}).get("lagrangian")
+        self.lagrangian = None
+
+    def search(self, run) -> None:
+        cfg, space = run.config, run.space
+        lagrangian = self._multipliers(run)
+        run.qmodel.set_search()
+        w_opt, w_sched = run.make_weight_optimizer(space.weight_parameters(), cfg.lr, cfg.search_epochs)
+        a_opt = torch.optim.Adam(space.logit_parameters(), lr=cfg.lr_logits)
+        b_opt = torch.optim.Adam(space.bit_parameters(), lr=cfg.lr_bits)
+        optimizers = [w_opt, a_opt, b_opt]
+        run.restore(optimizers, [w_sched])
+        run.checkpoint(optimizers, [w_sched])
+        last_costs: dict = {}
+        hook = run.step_hook("search")
+
+        def penalty():
+            costs = space.expected_costs()
+            last_costs.update(costs)
+            return lagrangian.penalty(costs)
+
+        def after_step():
+            lagrangian.dual_step(last_costs)
+            if hook is not None:
+                hook()
+
+        bar = tqdm(total=cfg.search_epochs, initial=run.epoch, desc="search", unit="epoch")
+        while run.epoch < cfg.search_epochs:
+            temperature = space.set_progress(run.epoch / max(cfg.search_epochs - 1, 1))
+            stats = train_epoch(run.qmodel, run.train_loader("search"), optimizers, run.device, extra_loss=penalty,
+                                after_step=after_step, desc=f"search {run.epoch + 1}/{cfg.search_epochs}")
+            w_sched.step()
+            stats.update({f"val_{k}": v for k, v in evaluate(run.qmodel, run.val_loader(), run.device).items()})
+            with torch.no_grad():
+                costs = space.expected_costs()
+            w_bits, a_bits = space.mean_bits()
+            stats.update({k: float(costs[k]) for k in COST_KEYS})
+            stats.update({"mean_w_bits": w_bits, "mean_a_bits": a_bits, "temperature": temperature,
+                          "scheme_entropy": space.scheme_entropy(),
+                          **{f"lambda_{k}": v for k, v in lagrangian.multipliers.items()}})
+            run.end_epoch("search", stats, optimizers, [w_sched])
+            bar.update(1)
+            bar.set_postfix(acc=f"{stats['val_accuracy']:.1f}%", wbits=f"{w_bits:.2f}", abits=f"{a_bits:.2f}")
+        bar.close()
+
+    def finalize(self, run) -> Policy:
+        cfg, problem = run.config, run.problem
+        captured = capture_slot_inputs(run.qmodel, run.calibration_batch())
+        policy, totals, info = finalize_policy(run.space, problem.bounds, problem.target, captured,
+                                               cfg.sensitivity_weight, cfg.prior_weight, cfg.bits_weight,
+                                               cfg.device_cost_weight, problem.reference)
+        policy.meta.update({"milp_totals": totals, **info})
+        return policy
