@@ -4,8 +4,9 @@ from .attention import QuantAttentionCore, QuantCompound, QuantMultiheadAttentio
 from .convert import QuantizedModel, apply_policy, convert
 from .ops import QuantEinsumOp, QuantEmbeddingOp, QuantFunctionOp, QuantModuleOp, QuantOp
 from .recurrent import QuantRNN
+from .region import QuantRegion
 from .slot import QuantSlot, SchemeLogits
 
 __all__ = ["convert", "apply_policy", "QuantizedModel", "QuantOp", "QuantModuleOp", "QuantFunctionOp",
            "QuantEinsumOp", "QuantEmbeddingOp", "QuantCompound", "QuantAttentionCore", "QuantMultiheadAttention",
-           "QuantRNN", "QuantSlot", "SchemeLogits"]
+           "QuantRNN", "QuantRegion", "QuantSlot", "SchemeLogits"]

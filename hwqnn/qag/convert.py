@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 
@@ -64,6 +65,8 @@ class QuantizedModel(nn.Module):
     def __init__(self, net: nn.Module, batch_size: int):
         super().__init__()
         self.net = net
+        #: Regions that run the forward of modules fx could not trace (kept here, not inside those modules).
+        self.regions = nn.ModuleDict()
         self.example_batch_size = batch_size
         self._op_paths: list[str] = []
         self.workload: Workload | None = None
@@ -76,7 +79,7 @@ class QuantizedModel(nn.Module):
     # --- introspection -------------------------------------------------------------------------
     def quant_ops(self) -> list[QuantOp]:
         """Quantized layers in execution order."""
-        return [self.net.get_submodule(p) for p in self._op_paths]
+        return [self.get_submodule(p) for p in self._op_paths]
 
     @property
     def layer_names(self) -> list[str]:
@@ -179,8 +182,8 @@ def _record(qmodel: QuantizedModel, example_input, float_ops_of_model: list) -> 
     """Run the example once: every QuantOp records its workload row (regions create theirs on the way), and
     GEMM calls that run outside any QuantOp are collected; then regions are frozen."""
     rows: list = []
-    ops = [m for m in qmodel.net.modules() if isinstance(m, QuantOp)]
-    regions = [m for m in qmodel.net.modules() if isinstance(m, QuantRegion)]
+    ops = [m for m in qmodel.modules() if isinstance(m, QuantOp)]
+    regions = [m for m in qmodel.modules() if isinstance(m, QuantRegion)]
     for op in ops:
         op.recorder, op.record_batch_size = rows, qmodel.example_batch_size
     for region in regions:
@@ -191,7 +194,7 @@ def _record(qmodel: QuantizedModel, example_input, float_ops_of_model: list) -> 
 
     def path_of(module: nn.Module) -> str:
         if id(module) not in paths_by_id:
-            paths_by_id.update({id(m): p for p, m in qmodel.net.named_modules()})
+            paths_by_id.update({id(m): "" if p == "net" else p.removeprefix("net.") for p, m in qmodel.named_modules()})
         return paths_by_id.get(id(module), "")
 
     handles = [register_module_forward_pre_hook(lambda m, a: stack.append((path_of(m), m)) and None),
@@ -208,22 +211,23 @@ def _record(qmodel: QuantizedModel, example_input, float_ops_of_model: list) -> 
     finally:
         for handle in handles:  # only QAG's own hooks: the user's stay
             handle.remove()
-        for op in (m for m in qmodel.net.modules() if isinstance(m, QuantOp)):
+        for op in (m for m in qmodel.modules() if isinstance(m, QuantOp)):
             op.recorder = None
         for region in regions:
             region.recorder, region.frozen = None, True
         qmodel.train(was_training)
-    paths = {op.layer_name: path for path, op in qmodel.net.named_modules() if isinstance(op, QuantOp)}
+    ops_by_path = {path: op for path, op in qmodel.named_modules() if isinstance(op, QuantOp)}
+    paths = {op.layer_name: path for path, op in ops_by_path.items()}
     qmodel._op_paths = [paths[name] for name in dict.fromkeys(row.name for row in rows)]
     qmodel.workload = Workload.from_layers(rows, float_ops_of_model)
     # A quantized layer the example never ran (a branch inside a leaf) would run with float slots that no
     # policy reaches: report it with the ops that ran outside any QuantSlot.
     ran = set(qmodel._op_paths)
     # A layer whose weight is a layer that ran (tied embeddings: T5's `shared`) is an alias, not a layer.
-    ran_weights = {id(getattr(qmodel.net.get_submodule(p), "weight", None)) for p in ran} - {id(None)}
-    not_run = [str(FloatOp(qmodel.net.get_submodule(path).op_type, path, "not run by the example input"))
-               for path in paths.values()
-               if path not in ran and id(getattr(qmodel.net.get_submodule(path), "weight", None)) not in ran_weights]
+    ran_weights = {id(getattr(ops_by_path[p], "weight", None)) for p in ran} - {id(None)}
+    not_run = [str(FloatOp(op.op_type, op.layer_name, "not run by the example input"))
+               for path, op in ops_by_path.items()
+               if path not in ran and id(getattr(op, "weight", None)) not in ran_weights]
     found = merge_owners(graph_float_ops(qmodel.net) if traced else [], finder.found)
     qmodel.float_ops = list(dict.fromkeys(str(f) for f in found)) + not_run
 
@@ -248,11 +252,12 @@ def _run_float_model(model: nn.Module, args: tuple) -> list:
             module.training = training
 
 
-def _convert_structure(net: nn.Module, make_slots: SlotFactory, leaf_modules, autowrap_functions, n_args: int):
+def _convert_structure(net: nn.Module, make_slots: SlotFactory, regions: dict, leaf_modules, autowrap_functions,
+                       n_args: int):
     """Trace and rewrite ``net`` (or module-swap it when it cannot be traced); returns (converted module,
-    leaf-fallback paths, the root's tracing error or None)."""
+    leaf-fallback paths, the root's tracing error or None). Regions it creates go into ``regions``."""
     if is_library_leaf(net):  # a torch.nn container such as nn.Transformer: fx would keep it whole anyway
-        swap_modules(net, "", make_slots)
+        swap_modules(net, "", make_slots, regions)
         return net, [], None
     gm, fallbacks, root_error = trace_with_fallback(net, (*QAG_LEAVES, *leaf_modules), autowrap_functions, n_args)
     if gm is None:
@@ -260,15 +265,15 @@ def _convert_structure(net: nn.Module, make_slots: SlotFactory, leaf_modules, au
             f"QAG: the forward of {type(net).__name__} itself cannot be traced by torch.fx ({root_error}); "
             f"falling back to module swap, and its own GEMM calls run through QuantOps in call order "
             f"(eager: a branch the example input does not take stays float)", stacklevel=3)
-        swap_modules(net, "", make_slots)
-        wrap_forward(net, "", make_slots)
+        swap_modules(net, "", make_slots, regions)
+        wrap_forward(net, "", make_slots, regions)
         return net, [""], root_error
     rewrite_graph(gm, net, make_slots, lambda path, module: module_op(path, module, make_slots))
-    convert_leaves(gm, make_slots)
+    convert_leaves(gm, make_slots, regions)
     for path in fallbacks:  # untraceable submodules: their own GEMM calls get QuantOps too
         leaf = gm.get_submodule(path)
-        if not is_converted(leaf):
-            wrap_forward(leaf, path, make_slots)
+        if not is_converted(leaf) and path not in regions:
+            wrap_forward(leaf, path, make_slots, regions)
     copy_hooks(net, gm)
     return gm, fallbacks, None
 
@@ -303,9 +308,11 @@ def convert(
     # Traced in eval mode, as the float check ran: code that branches on self.training (aux heads, functional
     # dropout) is baked into the graph with its inference path, not its training path.
     net = replace_compound_modules(copy.deepcopy(model).eval(), make_slots)
-    converted, fallbacks, root_error = _convert_structure(net, make_slots, leaf_modules, autowrap_functions,
+    regions: dict[str, QuantRegion] = {}
+    converted, fallbacks, root_error = _convert_structure(net, make_slots, regions, leaf_modules, autowrap_functions,
                                                           len(args))
     qmodel = QuantizedModel(converted, int(args[0].shape[0]))
+    qmodel.regions.update({re.sub(r"[^0-9a-zA-Z_]", "_", path) or "root": region for path, region in regions.items()})
     qmodel.train(model.training)
     qmodel.fallback_modules = fallbacks
     _record(qmodel, example_input, float_ops_of_model)

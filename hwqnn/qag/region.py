@@ -6,6 +6,9 @@ a callable under a ``TorchFunctionMode`` that sends every conv/linear/matmul/add
 call to a QuantOp. The QuantOps are created on the recording run of ``convert`` (in call order, named
 like ``extract_workload`` names them: owner module path, op type, a counter per forward pass); after it
 the region is frozen, so the model's slots are fixed before any optimizer sees them.
+
+A region that runs a module's forward is held by the QuantizedModel (``qmodel.regions``), not by that
+module; one that runs a wrapped function is called from the traced graph like any QuantOp.
 """
 
 from __future__ import annotations
@@ -204,15 +207,18 @@ class _ClassForward:
         return type(self.module).forward(self.module, *args, **kwargs)
 
 
-def wrap_forward(module: nn.Module, owner: str, make_slots: SlotFactory) -> QuantRegion:
-    """Run ``module``'s own forward as a region (calls inside its submodules are named after their paths)."""
+def wrap_forward(module: nn.Module, owner: str, make_slots: SlotFactory, regions: dict[str, QuantRegion]) -> None:
+    """Run ``module``'s own forward as a region (calls inside its submodules are named after their paths).
+
+    The region goes into ``regions`` (by ``owner``), which the QuantizedModel holds: it is not added to
+    ``module``, whose children its forward may iterate (``nn.Sequential``).
+    """
     prefix = f"{owner}." if owner else ""
     paths = {id(m): f"{prefix}{p}" if p else owner for p, m in module.named_modules()}
     region = QuantRegion(_ClassForward(module), owner, make_slots, paths)
     object.__setattr__(region, "_owner_module", module)  # a plain reference, not a submodule (no cycle)
-    module.add_module("hwqnn_region", region)
     object.__setattr__(module, "forward", region.__call__)  # an instance attribute, not a submodule
-    return region
+    regions[owner] = region
 
 
 def is_wrapped_function(target) -> bool:

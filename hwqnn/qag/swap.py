@@ -14,7 +14,7 @@ from torch import nn
 from .attention import COMPOSITE_CLASSES, QuantCompound, QuantMultiheadAttention, SlotFactory
 from .ops import SUPPORTED_MODULES, QuantEmbeddingOp, QuantModuleOp, QuantOp, is_plain_layer
 from .recurrent import QuantRNN
-from .region import wrap_forward
+from .region import QuantRegion, wrap_forward
 from .slot import QuantSlot
 
 
@@ -42,9 +42,11 @@ def is_converted(module: nn.Module) -> bool:
     return isinstance(module, (QuantOp, QuantCompound))
 
 
-def swap_modules(root: nn.Module, prefix: str, make_slots: SlotFactory, done: dict[int, nn.Module] | None = None) -> None:
-    """Module swap (inside modules fx keeps as calls): replace every supported child module in place
-    (a module shared by several parents gets one QuantModuleOp)."""
+def swap_modules(root: nn.Module, prefix: str, make_slots: SlotFactory, regions: dict[str, QuantRegion],
+                 done: dict[int, nn.Module] | None = None) -> None:
+    """Module swap (inside modules fx keeps as calls): replace every supported child module in place (a
+    module shared by several parents gets one QuantModuleOp); a Conv/Linear subclass with its own forward
+    runs as a region (added to ``regions``)."""
     done = {} if done is None else done
     for child_name, child in list(root.named_children()):
         path = f"{prefix}.{child_name}" if prefix else child_name
@@ -56,10 +58,10 @@ def swap_modules(root: nn.Module, prefix: str, make_slots: SlotFactory, done: di
             setattr(root, child_name, done[id(child)])
         elif isinstance(child, SUPPORTED_MODULES) and id(child) not in done:  # its own forward: intercept it
             done[id(child)] = child
-            wrap_forward(child, path, make_slots)
+            wrap_forward(child, path, make_slots, regions)
         elif id(child) not in done:
             done[id(child)] = child
-            swap_modules(child, path, make_slots, done)
+            swap_modules(child, path, make_slots, regions, done)
 
 
 def compound_replacement(path: str, module: nn.Module, make_slots: SlotFactory) -> nn.Module | None:
@@ -100,7 +102,7 @@ def replace_compound_modules(root: nn.Module, make_slots: SlotFactory, prefix: s
 QAG_LEAVES: tuple[type, ...] = (QuantOp, QuantCompound, *COMPOSITE_CLASSES.values())
 
 
-def convert_leaves(gm: fx.GraphModule, make_slots: SlotFactory) -> None:
+def convert_leaves(gm: fx.GraphModule, make_slots: SlotFactory, regions: dict[str, QuantRegion]) -> None:
     """Module swap inside every module the graph calls as a whole (torch.nn containers such as
     nn.TransformerEncoder, fallback leaves, hooked modules)."""
     for node in gm.graph.nodes:
@@ -110,9 +112,11 @@ def convert_leaves(gm: fx.GraphModule, make_slots: SlotFactory) -> None:
         if is_converted(module) or is_plain_layer(module):
             continue
         if isinstance(module, SUPPORTED_MODULES):  # a Conv/Linear subclass with its own forward
-            wrap_forward(module, node.target, make_slots)
-        else:
-            swap_modules(module, node.target, make_slots)
+            wrap_forward(module, node.target, make_slots, regions)
+            continue
+        swap_modules(module, node.target, make_slots, regions)
+        if not is_library_leaf(module):  # a user module kept whole (hooked, leaf_modules): its own GEMM calls too
+            wrap_forward(module, node.target, make_slots, regions)
 
 
 def is_library_leaf(module: nn.Module) -> bool:

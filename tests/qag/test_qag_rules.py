@@ -132,3 +132,34 @@ def test_softmax_and_layer_norm_are_float_ops_of_the_workload():
     assert softmax.in_elems == softmax.out_elems == 2 * 5 * 5  # heads x queries x keys, per sample
     assert softmax.after_layer == "self_attn.qk"
     assert workload.float_ops == extract_workload(model, example).float_ops
+
+
+def test_a_hooked_module_keeps_its_hooks_and_its_functional_gemms_get_slots():
+    class Gate(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(4, 4))
+
+        def forward(self, x):
+            return torch.sigmoid(F.linear(x, self.weight)) * x
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate = Gate()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(self.gate(x))
+
+    torch.manual_seed(0)
+    model, example = Net().eval(), torch.randn(3, 4)
+    calls = []
+    model.gate.register_forward_hook(lambda m, a, o: calls.append(tuple(o.shape)))
+    qmodel = hwqnn.convert(model, example)
+    assert qmodel.layer_names == ["gate.linear", "fc"] and qmodel.float_ops == []
+    calls.clear()
+    with torch.no_grad():
+        torch.testing.assert_close(qmodel.eval()(example), model(example), atol=1e-6, rtol=0)
+    assert calls == [(3, 4), (3, 4)]  # the hook fired in the converted model (and in the float one)
+    assert qmodel.workload.layers == extract_workload(model, example).layers
