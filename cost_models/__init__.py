@@ -1,6 +1,7 @@
 """Hardware profiles and differentiable cost models (latency, energy, memory). Never imports hwqnn."""
 
 from .calibrate import CalibrationReport, calibrate
+from .compound import is_einsum_contraction, plan_einsum
 from .cost_model import CostModel
 from .energy import HOROWITZ_SOURCE, mac_energy
 from .errors import (
@@ -20,7 +21,19 @@ from .profile import HardwareProfile
 from .profile_loader import list_profiles, load_profile, profile_aliases
 from .reference_workloads import list_reference_models, reference_workload
 from .report import CostReport
-from .workload import LayerInfo, Workload, extract_workload, layer_info
+from .workload import (
+    ADD_MATMUL_FUNCTIONS,
+    QUANTIZABLE_FUNCTIONS,
+    RECURRENT_FUNCTIONS,
+    LayerInfo,
+    Workload,
+    einsum_operands,
+    extract_workload,
+    layer_info,
+    mha_fast_path_disabled,
+    op_layer_name,
+    record_workload,
+)
 from .yaml_io import read_yaml_file
 
 __all__ = [
@@ -37,6 +50,15 @@ __all__ = [
     "parse_uniform",
     "resolve_precisions",
     "LayerInfo",
+    "ADD_MATMUL_FUNCTIONS",
+    "QUANTIZABLE_FUNCTIONS",
+    "RECURRENT_FUNCTIONS",
+    "einsum_operands",
+    "mha_fast_path_disabled",
+    "op_layer_name",
+    "record_workload",
+    "is_einsum_contraction",
+    "plan_einsum",
     "Workload",
     "extract_workload",
     "layer_info",

@@ -60,6 +60,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", type=types.device, default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--threads", type=types.int_at_least(1), default=None, help="CPU threads for torch (default: all cores)")
     p.add_argument("--out", default=None, help="run directory (default: runs/<model>-<target>-<time>)")
+    p.add_argument("--strict", action="store_true",
+                   help="fail when an op cannot be quantized (default: it stays float, with a warning naming it)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory given by --out")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
     p.set_defaults(func=run)
@@ -95,7 +97,7 @@ def run(args) -> int:
         overrides.setdefault("lr", 3e-3)
     config = SearchConfig(method=args.method, uniform_bits=args.bits, uniform_scheme=args.scheme,
                           scheme_sharing=args.scheme_sharing, bits_range=args.bits_range, seed=args.seed,
-                          device=args.device, single_path=args.single_path, **overrides)
+                          device=args.device, single_path=args.single_path, strict=args.strict, **overrides)
     out = Path(args.out) if args.out else default_run_dir("", built.display_name, profile.name)
     data = built.data
     print(f"hwqnn search: {built.display_name} on {data.name} for target '{profile.name}', run directory {out}")

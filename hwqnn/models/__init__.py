@@ -11,7 +11,7 @@ Your own model needs no registration: ``create_model("package.module:factory", n
 """
 
 # Importing the model modules registers their models.
-from . import branchy_cnn, functional_cnn, mobilenet, resnet, tiny_cnn, vit  # noqa: F401
+from . import branchy_cnn, einsum_attention, functional_cnn, mobilenet, recurrent, resnet, tiny_cnn, vit, vit_mha  # noqa: F401
 from ._registry import (
     ModelError,
     ModelSpec,

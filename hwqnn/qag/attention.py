@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cost_models.workload import mha_fast_path_disabled
+from cost_models import mha_fast_path_disabled
 
 from .ops import QuantFunctionOp, QuantModuleOp
 from .slot import QuantSlot

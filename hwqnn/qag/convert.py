@@ -30,7 +30,7 @@ import torch.fx as fx
 from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
-from cost_models.workload import Workload, WorkloadError, record_workload
+from cost_models import Workload, WorkloadError, record_workload
 
 from ..errors import ConversionError, PolicyError
 from ..policy import FLOAT, LayerPolicy, Policy

@@ -14,8 +14,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from cost_models.compound import is_einsum_contraction
-from cost_models.workload import ADD_MATMUL_FUNCTIONS, QUANTIZABLE_FUNCTIONS, RECURRENT_FUNCTIONS, einsum_operands
+from cost_models import (
+    ADD_MATMUL_FUNCTIONS,
+    QUANTIZABLE_FUNCTIONS,
+    RECURRENT_FUNCTIONS,
+    einsum_operands,
+    is_einsum_contraction,
+)
 
 from .attention import QuantCompound
 from .ops import QuantOp

@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cost_models.compound import plan_einsum
-from cost_models.workload import LayerInfo, layer_info
+from cost_models import LayerInfo, layer_info, plan_einsum
 
 from .slot import QuantSlot
 

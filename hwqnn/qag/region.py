@@ -24,8 +24,13 @@ from torch import Tensor, nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 
-from cost_models.compound import is_einsum_contraction
-from cost_models.workload import ADD_MATMUL_FUNCTIONS, QUANTIZABLE_FUNCTIONS, einsum_operands, op_layer_name
+from cost_models import (
+    ADD_MATMUL_FUNCTIONS,
+    QUANTIZABLE_FUNCTIONS,
+    einsum_operands,
+    is_einsum_contraction,
+    op_layer_name,
+)
 
 from .attention import QuantAttentionCore, QuantCompound, SlotFactory
 from .ops import QuantEinsumOp, QuantFunctionOp, QuantOp, add_matmul

@@ -17,8 +17,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cost_models.compound import is_einsum_contraction
-from cost_models.workload import op_layer_name
+from cost_models import is_einsum_contraction, op_layer_name
 
 from ..errors import ConversionError
 from .attention import QuantAttentionCore, SlotFactory

@@ -64,7 +64,7 @@ def search(
     x0 = train_data[0][0]
     example = torch.stack([train_data[i][0] for i in range(min(2, len(train_data)))]).to(x0.dtype)
     qmodel = convert(model, example, schemes=cfg.schemes, bits_range=cfg.bits_range,
-                     scheme_sharing=cfg.scheme_sharing)
+                     scheme_sharing=cfg.scheme_sharing, strict=cfg.strict)
     if warm_start is not None:
         qmodel.load_state_dict(warm_start)
     problem = Problem.build(qmodel.workload, profile, parsed, batch_size=cfg.cost_batch_size)

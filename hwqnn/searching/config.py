@@ -16,6 +16,7 @@ class SearchConfig:
     uniform_scheme: str = "uniform"
     schemes: list[str] | None = None  # None -> every registered scheme
     scheme_sharing: str = "layer"
+    strict: bool = False  # an op QAG cannot quantize is an error (ConversionError), not float with a warning
     bits_range: tuple[int, int] = (2, 8)
     pretrain_epochs: int = 15
     search_epochs: int = 8

@@ -226,3 +226,34 @@ def test_resume_says_each_thing_once(small_digits, float_tiny_cnn, tmp_path, cap
     assert sum("resuming" in line for line in printed) == 1 and sum("resuming" in m for m in logged) == 1
     assert not any("phase" in line for line in printed if "resuming" in line)  # the log says the phase
     assert "run directory" in printed[-1]
+
+
+_BILINEAR = '''
+import torch
+import torch.nn.functional as F
+
+
+class Bilinear(torch.nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 16)
+        self.weight = torch.nn.Parameter(torch.randn(num_classes, 16, 64) * 0.01)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        return F.bilinear(self.fc(x), x, self.weight)
+
+
+def make(num_classes=10):
+    return Bilinear(num_classes)
+'''
+
+
+def test_strict_fails_before_training_when_an_op_would_stay_float(tmp_path, capsys):
+    (tmp_path / "bilinear.py").write_text(_BILINEAR)
+    argv = ["search", "--model", f"{tmp_path}/bilinear.py:make", "--target", "bitfusion", "--budget", "size=1x",
+            "--out", str(tmp_path / "run"), "--threads", "1", "--strict"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "would stay float: bilinear" in err[0], err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
