@@ -15,10 +15,16 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..pareto import COST_KEYS, usable
-from ..pareto._analysis import budget_bounds
-from ..pareto._plot import ACCURACY_LABEL, annotate_points
-from ..pareto._points import METRIC_OF, cost_label, display_unit
+from ..pareto import (
+    ACCURACY_LABEL,
+    COST_KEYS,
+    METRIC_OF,
+    annotate_points,
+    budget_bounds,
+    cost_label,
+    display_unit,
+    usable,
+)
 from ._sources import TargetRuns
 from ._tables import recommendation
 

@@ -13,8 +13,7 @@ import pandas as pd
 
 import cost_models
 
-from ..pareto import COST_KEYS, COST_LABELS, REFERENCE_COST, REFERENCE_ERROR, figure_bytes, usable
-from ..pareto._points import METRIC_OF
+from ..pareto import COST_KEYS, COST_LABELS, METRIC_OF, REFERENCE_COST, REFERENCE_ERROR, figure_bytes, usable
 from ..searching.budgets import format_cost
 from . import _tables as tables
 from ._document import Code, Document, Figure, Table

@@ -15,8 +15,7 @@ import pandas as pd
 import yaml
 
 from ..errors import RunDirError
-from ..pareto import is_sweep_dir, load_sweep, mark_fronts, point_row, points_frame
-from ..pareto._points import METRIC_OF
+from ..pareto import METRIC_OF, is_sweep_dir, load_sweep, mark_fronts, point_row, points_frame
 from ..run_dir import read_metrics
 from ..searching.budgets import METRICS
 

@@ -7,9 +7,18 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..pareto import COST_KEYS, baseline_dominations, short_epochs, summarise_front, usable
-from ..pareto._analysis import Recommendation, recommend_point
-from ..pareto._points import COST_LABELS, METRIC_OF, display_unit
+from ..pareto import (
+    COST_KEYS,
+    COST_LABELS,
+    METRIC_OF,
+    Recommendation,
+    baseline_dominations,
+    display_unit,
+    recommend_point,
+    short_epochs,
+    summarise_front,
+    usable,
+)
 from ..searching.budgets import parse_budget
 from ._sources import TargetRuns
 
