@@ -11,7 +11,7 @@ import torch
 
 from cost_models import CostMetric
 
-from .. import DEFAULT_BUDGETS, format_cost
+from .. import DEFAULT_BUDGETS, format_cost, list_strategies
 from . import _arg_types as types
 from ._config_file import enable_config_file
 from ._parsing import HelpFormatter, one_line_errors
@@ -36,8 +36,8 @@ def register(subparsers) -> None:
                    help=f"repeatable; latency=2ms, size=1MB, energy=5mJ, memory=512KiB or a multiple of "
                         f"w8a8 such as latency=0.6x (default: {' '.join(DEFAULT_BUDGETS)})")
     p.add_argument("--method", type=types.method, default="search",
-                   help="search: learn schemes and bits under the budgets; uniform: the fixed --bits baseline; "
-                        "or another registered strategy (hwqnn.searching.list_strategies())")
+                   help="a registered search strategy: search (learn schemes and bits under the budgets), uniform "
+                        f"(the fixed --bits baseline); registered now: {', '.join(list_strategies())}")
     p.add_argument("--bits", default="4/4", type=types.bits_pair, metavar="W/A",
                    help="W/A bits of the uniform baseline (--method uniform)")
     p.add_argument("--scheme", default="uniform", type=types.scheme,
