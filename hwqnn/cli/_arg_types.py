@@ -111,23 +111,36 @@ def budget(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def method(text: str) -> str:
-    """A registered search strategy (``search``, ``uniform``, ...), looked up when the flag is parsed."""
-    from .. import HwqnnError, get_strategy
+def _registered(lookup_name: str):
+    """A ``type=`` checker: the name must be found by ``hwqnn.<lookup_name>`` when the flag is parsed."""
 
-    try:
-        get_strategy(text)
-    except HwqnnError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return str(text)
+    def check(text: str) -> str:
+        import hwqnn
+
+        try:
+            getattr(hwqnn, lookup_name)(text)
+        except hwqnn.HwqnnError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return str(text)
+
+    return check
 
 
-def scheme(text: str) -> str:
-    """A registered quantizing scheme (``uniform``, ``pot``, ...), looked up when the flag is parsed."""
-    from .. import HwqnnError, get_scheme
+#: A registered search strategy (``search``, ``uniform``, ...).
+method = _registered("get_strategy")
+#: A registered quantizing scheme (``uniform``, ``pot``, ...).
+scheme = _registered("get_scheme")
 
-    try:
-        get_scheme(text)
-    except HwqnnError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return str(text)
+
+def add_model_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The model and data flags of every command that trains (search, pareto, report)."""
+    p.add_argument("--model", default=None,
+                   help="zoo model, or your own as package.module:factory or path/to/file.py:factory returning an "
+                        "nn.Module (default: tiny_cnn for digits, resnet20 for 32x32 colour images)")
+    p.add_argument("--data", default="digits",
+                   help="digits (embedded), cifar10 (--data-dir), or your own as package.module:factory or "
+                        "path/to/file.py:factory returning (train, test) datasets")
+    p.add_argument("--data-dir", default=None, help="CIFAR-10 .npz file or folder (passed to a data factory as data_dir)")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="also read the CIFAR-10 python batches, which are pickles (read with a restricted unpickler); "
+                        "without it only .npz files are read")

@@ -36,16 +36,7 @@ def register(subparsers) -> None:
 
 def add_study_arguments(p: argparse.ArgumentParser) -> None:
     """Model, data, training budget and sweep options shared by ``pareto`` and ``report``."""
-    p.add_argument("--model", default=None,
-                   help="zoo model, or your own as package.module:factory or path/to/file.py:factory returning an "
-                        "nn.Module (default: tiny_cnn for digits, resnet20 for 32x32 colour images)")
-    p.add_argument("--data", default="digits",
-                   help="digits (embedded), cifar10 (--data-dir), or your own as package.module:factory or "
-                        "path/to/file.py:factory returning (train, test) datasets")
-    p.add_argument("--data-dir", default=None, help="CIFAR-10 .npz file or folder (passed to a data factory as data_dir)")
-    p.add_argument("--allow-pickle", action="store_true",
-                   help="also read the CIFAR-10 python batches, which are pickles (read with a restricted unpickler); "
-                        "without it only .npz files are read")
+    types.add_model_data_arguments(p)
     p.add_argument("--budget", action="append", default=None, metavar="METRIC=VALUE", type=types.budget,
                    help="repeatable: a budget that holds at every point besides the swept one (e.g. size=0.5x)")
     p.add_argument("--baselines", default="w8a8,w4a4,w3a3,w2a2", help="uniform baselines, comma-separated; '' for none")

@@ -22,16 +22,7 @@ def register(subparsers) -> None:
                               formatter_class=HelpFormatter)
     one_line_errors(p)
     p.add_argument("--target", default="jetson", help="hardware profile name or YAML path (hwqnn profiles list)")
-    p.add_argument("--model", default=None,
-                   help="zoo model, or your own as package.module:factory or path/to/file.py:factory returning an "
-                        "nn.Module (default: tiny_cnn for digits, resnet20 for 32x32 colour images)")
-    p.add_argument("--data", default="digits",
-                   help="digits (embedded), cifar10 (--data-dir), or your own as package.module:factory or "
-                        "path/to/file.py:factory returning (train, test) datasets")
-    p.add_argument("--data-dir", default=None, help="CIFAR-10 .npz file or folder (passed to a data factory as data_dir)")
-    p.add_argument("--allow-pickle", action="store_true",
-                   help="also read the CIFAR-10 python batches, which are pickles (read with a restricted unpickler); "
-                        "without it only .npz files are read")
+    types.add_model_data_arguments(p)
     p.add_argument("--budget", action="append", default=None, metavar="METRIC=VALUE", type=types.budget,
                    help=f"repeatable; latency=2ms, size=1MB, energy=5mJ, memory=512KiB or a multiple of "
                         f"w8a8 such as latency=0.6x (default: {' '.join(DEFAULT_BUDGETS)})")

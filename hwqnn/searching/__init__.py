@@ -59,7 +59,6 @@ def search(
     profile = resolve_target(target if target is not None else cfg.target)
     parsed = parse_budgets(budgets if budgets is not None else cfg.budgets)
     cfg.target, cfg.budgets = target_spec(profile), [exact_budget_spec(b) for b in parsed]  # the run's record
-    strategy = get_strategy(cfg.method)()
     torch.manual_seed(cfg.seed)
     x0 = train_data[0][0]
     example = torch.stack([train_data[i][0] for i in range(min(2, len(train_data)))]).to(x0.dtype)
@@ -68,6 +67,7 @@ def search(
     if warm_start is not None:
         qmodel.load_state_dict(warm_start)
     problem = Problem.build(qmodel.workload, profile, parsed, batch_size=cfg.cost_batch_size)
+    strategy = get_strategy(cfg.method)(problem, cfg)
     meta = {"input_shape": list(x0.shape), **(meta or {})}
     runner = Runner(qmodel, problem, strategy, train_data, val_data, cfg, run_dir=run_dir, meta=meta,
                     on_step=on_step)

@@ -4,7 +4,7 @@ A user gives a target (a profile name, a YAML path, or an already loaded ``Hardw
 (strings such as ``latency=0.6x`` or ``Budget`` values). They are resolved here, once per run: the
 profile is loaded, the cost model built on the converted model's workload, the w8a8 reference costed and
 every budget turned into an absolute bound. Strategies, finalize and sweeps read this object; nothing
-below it re-parses a target or a budget string. A sweep derives its points with :meth:`with_budgets`.
+below it re-parses a target or a budget string; a sweep passes the loaded profile and typed budgets.
 """
 
 from __future__ import annotations
@@ -52,7 +52,11 @@ def cost_report(cost_model: CostModel, policy: Policy | str, layer_names: Iterab
 
 def costs_of(cost_model: CostModel, policy: Policy | str, layer_names: Iterable[str]) -> dict[str, float]:
     """The hard (reported) costs of ``policy`` for the cost model's workload."""
-    report = cost_report(cost_model, policy, layer_names)
+    return totals_of(cost_report(cost_model, policy, layer_names))
+
+
+def totals_of(report) -> dict[str, float]:
+    """A cost report's totals, keyed by cost key."""
     return {key: float(getattr(report, key)) for key in COST_KEYS}
 
 
@@ -75,17 +79,9 @@ class Problem:
         profile = resolve_target(target)
         cost_model = CostModel(workload, profile, batch_size=batch_size)
         reference = costs_of(cost_model, "w8a8", workload.names)
-        return cls._with(profile, cost_model, tuple(parse_budgets(budgets)), reference)
-
-    @classmethod
-    def _with(cls, profile, cost_model, budgets: tuple[Budget, ...], reference: Mapping[str, float]) -> Problem:
-        bounds = resolve_budgets(budgets, lambda: reference)
-        return cls(profile, cost_model, budgets, MappingProxyType(dict(reference)), MappingProxyType(bounds))
-
-    # --- derived problems ---------------------------------------------------------------------
-    def with_budgets(self, budgets: Iterable[str | Budget]) -> Problem:
-        """The same workload and device under other budgets (a sweep point)."""
-        return self._with(self.profile, self.cost_model, tuple(parse_budgets(list(budgets))), self.reference)
+        parsed = tuple(parse_budgets(budgets))
+        bounds = resolve_budgets(parsed, lambda: reference)
+        return cls(profile, cost_model, parsed, MappingProxyType(reference), MappingProxyType(bounds))
 
     # --- reading it ---------------------------------------------------------------------------
     @property
@@ -119,4 +115,4 @@ class Problem:
                        reference=self.reference)
 
 
-__all__ = ["Problem", "resolve_target", "target_spec", "exact_budget_spec", "costs_of", "cost_report", "COST_KEYS"]
+__all__ = ["Problem", "resolve_target", "target_spec", "exact_budget_spec", "costs_of", "cost_report", "totals_of", "COST_KEYS"]

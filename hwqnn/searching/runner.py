@@ -27,7 +27,7 @@ from ..qag import QuantizedModel
 from ..run_dir import atomic_torch_save, read_checkpoint, tidy_for_json, write_finished_run
 from .budgets import format_cost
 from .config import SearchConfig
-from .problem import Problem
+from .problem import Problem, totals_of
 from .space import SearchSpace
 from .strategies import Strategy
 from .train import evaluate, train_epoch
@@ -266,8 +266,8 @@ class Runner:
         from .. import __version__
 
         quantized = evaluate(self.qmodel, self.val_loader(), self.device)
-        costs = self.problem.costs_of(self.policy)
         report = self.problem.report_of(self.policy)
+        costs = totals_of(report)
         metrics = {
             **self.meta,
             "method": self.strategy.name,

@@ -16,6 +16,8 @@ from ...errors import HwqnnError
 from ...policy import Policy
 
 if TYPE_CHECKING:
+    from ..config import SearchConfig
+    from ..problem import Problem
     from ..runner import Runner
 
 
@@ -29,6 +31,9 @@ class Strategy(abc.ABC):
     name: ClassVar[str]
     #: Whether the run has a search phase (``config.search_epochs`` epochs of :meth:`search`).
     searches: ClassVar[bool] = False
+
+    def __init__(self, problem: Problem, config: SearchConfig) -> None:
+        self.problem, self.config = problem, config
 
     def search(self, run: Runner) -> None:  # noqa: B027 - optional hook, a no-op by default
         """The search phase. Start at ``run.epoch`` (a resumed run) and call ``run.end_epoch`` after each epoch."""

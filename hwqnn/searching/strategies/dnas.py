@@ -27,30 +27,20 @@ class DnasStrategy(Strategy):
     name = "search"
     searches = True
 
-    def __init__(self) -> None:
-        self.lagrangian: AugmentedLagrangian | None = None
-        self._pending_state: dict | None = None
-
-    def _multipliers(self, run) -> AugmentedLagrangian:
-        if self.lagrangian is None:
-            self.lagrangian = AugmentedLagrangian(run.problem.bounds, rho=run.config.rho, dual_lr=run.config.dual_lr)
-            if self._pending_state is not None:
-                self.lagrangian.load_state_dict(self._pending_state)
-                self._pending_state = None
-        return self.lagrangian
+    def __init__(self, problem, config) -> None:
+        super().__init__(problem, config)
+        self.lagrangian = AugmentedLagrangian(problem.bounds, rho=config.rho, dual_lr=config.dual_lr)
 
     def state_dict(self) -> dict:
-        if self.lagrangian is None:
-            return {"lagrangian": self._pending_state} if self._pending_state is not None else {}
         return {"lagrangian": self.lagrangian.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self._pending_state = (state or {}).get("lagrangian")
-        self.lagrangian = None
+        if "lagrangian" in state:
+            self.lagrangian.load_state_dict(state["lagrangian"])
 
     def search(self, run) -> None:
         cfg, space = run.config, run.space
-        lagrangian = self._multipliers(run)
+        lagrangian = self.lagrangian
         run.qmodel.set_search()
         w_opt, w_sched = run.make_weight_optimizer(space.weight_parameters(), cfg.lr, cfg.search_epochs)
         a_opt = torch.optim.Adam(space.logit_parameters(), lr=cfg.lr_logits)
