@@ -26,8 +26,7 @@ def _data(name: str):
     return TensorDataset(images[:64], labels[:64]), TensorDataset(images[64:], labels[64:])
 
 
-@pytest.mark.parametrize("name", ["vit_mha_tiny", "gru_tiny", pytest.param("einsum_vit_tiny", marks=pytest.mark.slow),
-                                  pytest.param("lstm_tiny", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["vit_mha_tiny", "gru_tiny", "einsum_vit_tiny", "lstm_tiny"])
 def test_short_search_meets_its_budgets(name):
     torch.manual_seed(0)
     model = create_model(name, **SMALL.get(name, {}))
