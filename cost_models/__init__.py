@@ -2,7 +2,7 @@
 
 from .calibrate import CalibrationReport, calibrate
 from .compound import is_einsum_contraction, plan_einsum
-from .cost_model import CostModel
+from .cost_model import SCALE_BYTES_PER_CHANNEL, CostModel
 from .energy import HOROWITZ_SOURCE, mac_energy
 from .errors import (
     CalibrationError,
@@ -20,7 +20,7 @@ from .precision import COMPUTE_KINDS, LayerPrecision, parse_uniform, resolve_pre
 from .profile import HardwareProfile
 from .profile_loader import list_profiles, load_profile, profile_aliases
 from .reference_workloads import list_reference_models, reference_workload
-from .report import CostReport
+from .report import CostReport, policy_layer_names
 from .workload import (
     ADD_MATMUL_FUNCTIONS,
     QUANTIZABLE_FUNCTIONS,
@@ -29,6 +29,7 @@ from .workload import (
     Workload,
     einsum_operands,
     extract_workload,
+    float_tensor_bytes,
     layer_info,
     mha_fast_path_disabled,
     op_layer_name,
@@ -61,13 +62,16 @@ __all__ = [
     "plan_einsum",
     "Workload",
     "extract_workload",
+    "float_tensor_bytes",
     "layer_info",
     "HardwareProfile",
     "load_profile",
     "list_profiles",
     "profile_aliases",
     "CostModel",
+    "SCALE_BYTES_PER_CHANNEL",
     "CostReport",
+    "policy_layer_names",
     "estimate",
     "HOROWITZ_SOURCE",
     "mac_energy",

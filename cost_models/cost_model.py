@@ -11,10 +11,12 @@ batch, the input and the output activations, all at the *execution* precision (a
 a GPU computes in INT8 moves as 8 bits). A smooth max (log-sum-exp, temperature 2% of the two terms)
 replaces the hard max when ``smooth=True``; reports use the hard max.
 
-Ops left float (softmax, layer norm: the workload's ``float_ops``) are memory-bound 32-bit kernels with
-one per-layer overhead each; their latency, energy and activation bytes do not depend on the policy and
-are added to the row each is charged to (the quantizable op that ran before it), so totals, the search's
-expected costs and the MILP all include them.
+Ops left float (the workload's ``float_ops``: softmax, norms, pooling, adds, activations...) are
+memory-bound kernels at the device's float precision with one per-layer overhead each, or fused for free
+(see cost_models.float_ops and cost_models.float_op_costs). Their costs do not depend on the policy: in
+``layer_costs`` they are constants added to the row each is charged to (the quantizable op that ran
+before it), so totals, the search's expected costs and the MILP all include them; ``evaluate`` takes
+them back out of that row and reports each as its own row.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from torch import Tensor
 
 from .errors import CostModelError, PolicyFormatError, ProfileError
 from .execution import KIND_INDEX, MAX_BITS
+from .float_op_costs import FloatOpPrices, device_float_bits, price_float_ops
 from .precision import COMPUTE_KINDS, LayerPrecision
 from .profile import HardwareProfile
 from .profile_loader import load_profile
@@ -41,7 +44,7 @@ PEAK_TEMPERATURE = 0.01  # of the largest activation term, for the smooth peak-m
 COST_CEILING = 1e30
 SCALE_BYTES_PER_CHANNEL = 4  # one fp32 scale per output channel of a quantized weight
 FLOAT = KIND_INDEX["float"]
-FLOAT_OP_BYTES = 4  # float ops (softmax, layer norm) read and write float32
+FLOAT_OP_BYTES = 4  # the widest a float op (softmax, norms, adds...) reads and writes: float32
 
 
 _COLUMNS: dict[int, dict] = {}
@@ -89,6 +92,9 @@ class CostModel:
         self.workload = workload
         self.profile = load_profile(profile)
         self.batch_size = batch_size
+        deployment = self.profile.deployment
+        #: True when the device's runtime stores weights in its containers (TensorRT int8), not bit-packed.
+        self.stores_containers = deployment is not None and deployment.storage == "container"
         self.devices = (self.profile, self.profile.fallback_profile or self.profile)
         self._cache: dict = {}
         self._check_worst_case()
@@ -177,36 +183,38 @@ class CostModel:
         return self._cache[key]
 
     def _float_op_columns(self, device_scalars: dict, dtype: torch.dtype, device: torch.device) -> dict[str, Tensor]:
-        """Per layer: latency, energy and peak bytes of the float ops charged to it (see FloatOpInfo).
+        """Per quantizable row: latency, energy and peak bytes of the float ops charged to it.
 
-        A float op (softmax, layer norm) is a memory-bound kernel: it reads its input and writes its
-        output at 32 bits through DRAM, plus one per-layer overhead. These terms do not depend on the
-        policy, so they are constants added to the row they are charged to.
+        Float ops are memory-bound kernels whose cost no policy changes (see cost_models.float_op_costs),
+        so they are constants added to the row each is charged to: every candidate of that row gets the
+        same amount, and totals, the search's expected costs and the MILP all include them.
         """
-        n = len(self.workload)
-        latency, energy, peak = [0.0] * n, [0.0] * n, [0.0] * n
-        for op, row in zip(self.workload.float_ops, self.workload.float_op_rows()):
-            moved = (op.in_elems + op.out_elems) * self.batch_size * FLOAT_OP_BYTES
-            latency[row] += moved * device_scalars["dram_spb"] + device_scalars["overhead"]
-            energy[row] += moved * device_scalars["dram_epb"]
-            peak[row] = max(peak[row], moved)
-        return {name: torch.tensor(values, dtype=dtype, device=device)
-                for name, values in (("float_latency", latency), ("float_energy", energy), ("float_peak", peak))}
+        per_row = self._float_op_prices(device_scalars).per_row()
+        return {name: torch.as_tensor(values, dtype=dtype, device=device) for name, values in per_row.items()}
+
+    def _float_op_prices(self, device_scalars: dict | None = None) -> FloatOpPrices:
+        """The float ops' costs on this profile (cached): memory-bound kernels on its DRAM."""
+        prices = self._cache.get("float_op_prices")
+        if prices is None:
+            if device_scalars is None:  # they are priced while the constants are built
+                self._constants(torch.float64, torch.device("cpu"))
+                return self._cache["float_op_prices"]
+            prices = self._cache["float_op_prices"] = price_float_ops(
+                self.workload, self.batch_size, device_float_bits(self.profile),
+                device_scalars["dram_spb"], device_scalars["dram_epb"], device_scalars["overhead"])
+        return prices
 
     def float_op_costs(self) -> list[dict]:
-        """One record per float op: name, op type, the row it is charged to, bytes, latency and energy."""
-        main = self._constants(torch.float64, torch.device("cpu"))["devices"][0]
-        names = self.workload.names
-        out = []
-        for op, row in zip(self.workload.float_ops, self.workload.float_op_rows()):
-            moved = (op.in_elems + op.out_elems) * self.batch_size * FLOAT_OP_BYTES
-            out.append({"name": op.name, "op_type": op.op_type, "charged_to": names[row], "bytes": moved,
-                        "latency_s": moved * main["dram_spb"] + main["overhead"], "energy_j": moved * main["dram_epb"]})
-        return out
+        """One record per float op, fused ones included (cost 0): name, op type, pricing, the row it is
+        charged to, bits, bytes, latency and energy."""
+        return self._float_op_prices().records()
 
     # --- the differentiable core ----------------------------------------------------------------------
-    def layer_costs(self, w_kind, w_bits, a_kind, a_bits, *, smooth: bool = True) -> dict[str, Tensor]:
+    def layer_costs(self, w_kind, w_bits, a_kind, a_bits, *, smooth: bool = True, w_side=None) -> dict[str, Tensor]:
         """Per-layer costs for kinds (indices into COMPUTE_KINDS) and bits shaped [..., L].
+
+        ``w_side``: bytes stored per output channel beside a quantized weight's codes (scale, zero point,
+        lookup table; see ``LayerPrecision.w_side_bytes``), broadcast like the bits; default one fp32 scale.
 
         Returns ``latency_s``, ``energy_j``, ``weight_bytes`` (storage, incl. per-channel scales),
         ``activation_bytes`` (input + output, the peak-memory term), ``compute_s``, ``memory_s`` and
@@ -237,10 +245,8 @@ class CostModel:
         batch = float(self.batch_size)
         is_param = c["weight_is_param"]
         quantized = (wk != FLOAT).to(dtype)
-        weight_bytes = is_param * (c["weight_elems"] * wb / 8 + SCALE_BYTES_PER_CHANNEL * c["out_channels"] * quantized)
         activation_bytes = ((c["in_elems"] + c["out_elems"]) * batch * ab
                             + (1 - is_param) * c["weight_elems"] * batch * wb) / 8
-        total_weight_bytes = weight_bytes.sum(-1, keepdim=True).clamp_min(1.0)
 
         # the four integer corners, blended bilinearly
         w_lo = wb.detach().floor().clamp(max=MAX_BITS - 1)
@@ -255,6 +261,11 @@ class CostModel:
             return tables[name].index_select(0, flat.reshape(-1)).view(flat.shape)
 
         on_fallback = gather("device").to(dtype)
+        # Storage: packed at the policy's bits, or (a fixed-container runtime) at the width the layer executes in.
+        stored_bits = (blend * gather("w_bits")).sum(0) if self.stores_containers else wb
+        side = SCALE_BYTES_PER_CHANNEL * quantized if w_side is None else torch.as_tensor(w_side, dtype=dtype) * quantized
+        weight_bytes = is_param * (c["weight_elems"] * stored_bits / 8 + c["out_channels"] * side)
+        total_weight_bytes = weight_bytes.sum(-1, keepdim=True).clamp_min(1.0)
         main, fallback = c["devices"]
         has_fallback = self.devices[1] is not self.devices[0]
 
@@ -288,16 +299,17 @@ class CostModel:
         }
 
     @staticmethod
-    def totals(costs: dict[str, Tensor], smooth: bool = False) -> dict[str, Tensor]:
-        """Sums over the layer axis; peak memory = model size + the largest activation term
-        (a log-sum-exp max when ``smooth``)."""
+    def totals(costs: dict[str, Tensor], smooth: bool = False, fixed_bytes: float = 0.0) -> dict[str, Tensor]:
+        """Sums over the layer axis; size adds ``fixed_bytes`` (the workload's other float tensors, see
+        ``Workload.float_param_bytes``); peak memory = size + the largest activation term (a log-sum-exp
+        max when ``smooth``)."""
         act = costs["activation_bytes"]
         if smooth:
             scale = (act.detach().amax(-1, keepdim=True) * PEAK_TEMPERATURE).clamp_min(1e-30)
             largest = (scale * torch.logsumexp(act / scale, dim=-1, keepdim=True)).squeeze(-1)
         else:
             largest = act.amax(-1)
-        size = costs["weight_bytes"].sum(-1)
+        size = costs["weight_bytes"].sum(-1) + fixed_bytes
         return {
             "latency_s": costs["latency_s"].sum(-1),
             "energy_j": costs["energy_j"].sum(-1),
@@ -314,9 +326,12 @@ class CostModel:
         kinds = np.array([[KIND_INDEX[p.w_kind], KIND_INDEX[p.a_kind]] for p in precisions], dtype=np.int64)
         bits = np.array([[p.w_bits, p.a_bits] for p in precisions], dtype=np.float64)
         with torch.no_grad():
+            side = torch.tensor([SCALE_BYTES_PER_CHANNEL if p.w_side_bytes is None else p.w_side_bytes
+                                 for p in precisions], dtype=torch.float64)
             costs = self.layer_costs(torch.from_numpy(kinds[:, 0]), torch.from_numpy(bits[:, 0]),
-                                     torch.from_numpy(kinds[:, 1]), torch.from_numpy(bits[:, 1]), smooth=False)
-            totals = self.totals(costs)
+                                     torch.from_numpy(kinds[:, 1]), torch.from_numpy(bits[:, 1]), smooth=False,
+                                     w_side=side)
+            totals = self.totals(costs, fixed_bytes=self.workload.float_param_bytes)
         tables = self.profile.execution_tables()
         cell = (kinds[:, 0], kinds[:, 1], bits[:, 0].astype(np.int64) - 1, bits[:, 1].astype(np.int64) - 1)
         execution = {
@@ -327,11 +342,15 @@ class CostModel:
             "fallback": tables.device[cell] == 1,
         }
         self._refuse_unbounded({name: float(value) for name, value in totals.items()})
+        prices = self._float_op_prices()
         columns = layer_columns(self.workload, precisions, self.batch_size,
-                                {k: v.numpy() for k, v in costs.items()}, execution)
+                                {k: v.numpy() for k, v in costs.items()}, execution, prices, self.profile.name)
+        records = self._cache.get("float_op_records")
+        if records is None:
+            records = self._cache["float_op_records"] = self.float_op_costs()
         return CostReport(
             target=self.profile.name, batch_size=self.batch_size,
             latency_s=float(totals["latency_s"]), energy_j=float(totals["energy_j"]),
             size_bytes=float(totals["size_bytes"]), peak_memory_bytes=float(totals["peak_memory_bytes"]),
-            layer_data=columns, float_ops=self.float_op_costs(),
+            layer_data=columns, float_ops=list(records), warnings=prices.warnings,
         )

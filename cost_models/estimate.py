@@ -28,5 +28,6 @@ def estimate(model_or_workload: nn.Module | Workload, example_input=None, target
         workload = extract_workload(model_or_workload, example_input)
     else:
         raise CostModelError(f"estimate() expects an nn.Module or a Workload, got {type(model_or_workload).__name__}")
-    precisions = resolve_precisions(policy, workload.names)
-    return CostModel(workload, target, batch_size=batch_size).evaluate(precisions)
+    cost_model = CostModel(workload, target, batch_size=batch_size)
+    op_types = [layer.op_type for layer in workload.layers]
+    return cost_model.evaluate(resolve_precisions(policy, workload.names, cost_model.profile, op_types))

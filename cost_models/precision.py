@@ -19,12 +19,15 @@ _UNIFORM = re.compile(r"^w(\d+)a(\d+)$")
 
 @dataclass(frozen=True)
 class LayerPrecision:
-    """Compute kind and bits of a layer's weight (second operand) and input activation."""
+    """Compute kind and bits of a layer's weight (second operand) and input activation, as the device runs them."""
 
     w_kind: str
     w_bits: int
     a_kind: str
     a_bits: int
+    #: Bytes stored per output channel beside the weight codes (scale, zero point, lookup table);
+    #: None: one fp32 scale (4 B). The exporter's packing rule (hwqnn.export) uses the same numbers.
+    w_side_bytes: float | None = None
 
     def __post_init__(self) -> None:
         for side in ("w", "a"):
@@ -35,6 +38,9 @@ class LayerPrecision:
                 raise PolicyFormatError(f"a float {side} precision must be 16 or 32 bits, got {bits!r}")
             if not isinstance(bits, int) or not 1 <= bits <= 32:
                 raise PolicyFormatError(f"{side}_bits must be an integer in [1, 32], got {bits!r}")
+        if self.w_side_bytes is not None and not (isinstance(self.w_side_bytes, (int, float))
+                                                  and 0 <= self.w_side_bytes < 2**40):
+            raise PolicyFormatError(f"w_side_bytes must be a non-negative number of bytes, got {self.w_side_bytes!r}")
 
 
 def parse_uniform(spec: str) -> LayerPrecision:
@@ -54,14 +60,17 @@ def parse_uniform(spec: str) -> LayerPrecision:
     return LayerPrecision("binary" if w_bits == 1 else "int", w_bits, "binary" if a_bits == 1 else "int", a_bits)
 
 
-def resolve_precisions(policy, layer_names: Sequence[str]) -> list[LayerPrecision]:
+def resolve_precisions(policy, layer_names: Sequence[str], profile=None,
+                       op_types: Sequence[str] | None = None) -> list[LayerPrecision]:
     """One LayerPrecision per layer name, from a uniform string, a mapping, or an object with
-    ``to_precisions()`` (hwqnn's Policy). Every layer must be covered; unknown layers are an error."""
+    ``to_precisions()`` (hwqnn's Policy, which prices each layer as ``profile``'s runtime runs it when
+    given one, for the layers' workload ``op_types``). Every layer must be covered; unknown layers are an error."""
     if isinstance(policy, str):
         p = parse_uniform(policy)
         return [p] * len(layer_names)
     if hasattr(policy, "to_precisions"):
-        policy = policy.to_precisions(layer_names)
+        policy = (policy.to_precisions(layer_names, profile, op_types) if profile is not None and _takes_profile(policy)
+                  else policy.to_precisions(layer_names))
     if isinstance(policy, LayerPrecision):
         return [policy] * len(layer_names)
     if not isinstance(policy, Mapping):
@@ -81,3 +90,13 @@ def resolve_precisions(policy, layer_names: Sequence[str]) -> list[LayerPrecisio
             raise PolicyFormatError(f"policy entry for layer '{name}' must be a LayerPrecision, got {type(p).__name__}")
         out.append(p)
     return out
+
+
+def _takes_profile(policy) -> bool:
+    """Whether ``policy.to_precisions`` accepts a profile and op types (hwqnn's Policy does; a user's may not)."""
+    import inspect
+
+    try:
+        return len(inspect.signature(policy.to_precisions).parameters) >= 3
+    except (TypeError, ValueError):
+        return False

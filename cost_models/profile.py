@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .deployment import DeploymentSpec
 from .errors import ProfileError
 
 PROFILE_TYPES = ("roofline", "bitbrick", "bitserial")
@@ -74,6 +75,8 @@ class HardwareProfile:
     brick_bits: int = 1
     max_bits: int = 32
     fallback: str | None = None
+    #: What the device's runtime executes natively (None: the profile does not say; see deployment.py).
+    deployment: DeploymentSpec | None = None
     raw: dict = field(default_factory=dict, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 

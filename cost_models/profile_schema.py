@@ -19,7 +19,7 @@ from .units import UnitError, parse_quantity
 
 SCHEMA_VERSION = 1
 _TOP_FIELDS = {"schema_version", "name", "description", "type", "compute", "efficiency", "bandwidth_derating",
-               "layer_overhead", "memory", "energy", "fallback", "bit_brick", "max_bits", "notes"}
+               "layer_overhead", "memory", "energy", "fallback", "bit_brick", "max_bits", "notes", "deployment"}
 _QUANTITY_FIELDS = {"value", "source", "derived"}
 _LEVEL_FIELDS = {
     "dram": {"bandwidth", "size", "energy_per_byte"},
@@ -188,8 +188,14 @@ def parse_profile(data: Any, file: str) -> HardwareProfile:
         fallback = r.string(value, "fallback.value")
         if fallback == name:
             raise r.error("fallback.value", "a profile cannot be its own fallback device")
+    deployment = None
+    if "deployment" in data:
+        from .deployment import parse_deployment
+
+        deployment = parse_deployment(r, data["deployment"], compute, kind_type, max_bits, "fallback" in data)
     return HardwareProfile(
         name=name, description=description, type=kind_type, file=str(file), compute=compute, memory=memory,
+        deployment=deployment,
         efficiency=r.number(data["efficiency"], "efficiency", "dimensionless"),
         bandwidth_derating=r.number(data["bandwidth_derating"], "bandwidth_derating", "dimensionless"),
         layer_overhead_s=r.number(data["layer_overhead"], "layer_overhead", "time"),

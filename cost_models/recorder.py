@@ -1,12 +1,14 @@
 """The recorder behind :func:`cost_models.workload.extract_workload`: a ``TorchFunctionMode`` with one
-handler per called function (plain GEMMs, addmm/baddbmm, einsum, embedding, attention, recurrent
-layers, float ops), each turning a call into workload rows named after the innermost running module.
+handler per GEMM-like function (plain GEMMs, addmm/baddbmm, einsum, embedding, attention, recurrent
+layers), each turning a call into workload rows named after the innermost running module. Every other
+call that computes a tensor from activations is a float op, priced as :mod:`cost_models.float_ops` says.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -15,12 +17,20 @@ from torch.overrides import TorchFunctionMode
 
 from . import compound
 from .errors import WorkloadError
+from .float_ops import (
+    COPY_OP_TYPE,
+    FLOAT_OP_FUNCTIONS,
+    FOLDED_INTO_GEMM,
+    FREE_FUNCTIONS,
+    FUSED_ACTIVATIONS,
+    FloatOpInfo,
+    function_name,
+    is_in_place,
+)
 from .workload import (
     ADD_MATMUL_FUNCTIONS,
-    FLOAT_OP_FUNCTIONS,
     QUANTIZABLE_FUNCTIONS,
     RECURRENT_FUNCTIONS,
-    FloatOpInfo,
     LayerInfo,
     einsum_operands,
     gemm_row,
@@ -29,17 +39,59 @@ from .workload import (
 )
 
 
+class TensorMarks:
+    """A set of live tensors by identity (an id alone could be reused by a later tensor)."""
+
+    def __init__(self, tensors: Iterable[Tensor] = ()):
+        self._refs: dict[int, weakref.ref] = {}
+        self.add(tensors)
+
+    def add(self, tensors: Iterable[Tensor]) -> None:
+        for t in tensors:
+            self._refs[id(t)] = weakref.ref(t)
+
+    def __contains__(self, t: Tensor) -> bool:
+        ref = self._refs.get(id(t))
+        return ref is not None and ref() is t
+
+
+def tensors_of(value) -> list[Tensor]:
+    """The tensors in a call's arguments or output (nested tuples, lists and dict values)."""
+    if torch.is_tensor(value):
+        return [value]
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, (tuple, list)):
+        return []
+    return [t for item in value for t in tensors_of(item)]
+
+
+def _aliases(out: Tensor, inputs: Sequence[Tensor]) -> bool:
+    """True when ``out`` is an input or a view of one's storage (no data computed)."""
+    base = out._base if out._is_view() else out
+    return any(out is t or base is (t._base if t._is_view() else t) for t in inputs)
+
+
 class Recorder(TorchFunctionMode):
     """Records every quantizable op call (one row per GEMM) and every float op, named after the innermost
-    module running it. Handlers are found by the called function (see ``_HANDLERS``)."""
+    module running it. GEMM handlers are found by the called function (see ``_HANDLERS``); any other call
+    goes to :func:`_record_float_call`.
 
-    def __init__(self, batch_size: int, module_stack: list[tuple[str, nn.Module]], param_ids: set[int]):
+    It follows three sets of tensors: constants (parameters, buffers, and what is computed from them
+    only), GEMM outputs (a BatchNorm on one is folded) and kernel outputs (a ReLU on one is fused).
+    """
+
+    def __init__(self, batch_size: int, module_stack: list[tuple[str, nn.Module]], param_ids: set[int],
+                 constants: Iterable[Tensor] = ()):
         super().__init__()
         self.batch_size = batch_size
         self.module_stack = module_stack
         self.param_ids = param_ids
         self.rows: list[LayerInfo] = []
         self.float_ops: list[FloatOpInfo] = []
+        self.constants = TensorMarks(constants)
+        self.gemm_outputs = TensorMarks()
+        self.kernel_outputs = TensorMarks()
         self._counters: dict[tuple[str, str], int] = {}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -49,9 +101,15 @@ class Recorder(TorchFunctionMode):
             handler = _HANDLERS.get(func)
         except TypeError:  # an unhashable callable
             return out
-        if handler is not None and self.module_stack:
+        if self.module_stack:
             try:
-                handler(self, func, args, kwargs, out)
+                if handler is None:
+                    _record_float_call(self, func, args, kwargs, out)
+                else:
+                    handler(self, func, args, kwargs, out)
+                    outputs = tensors_of(out)
+                    self.gemm_outputs.add(outputs)
+                    self.kernel_outputs.add(outputs)
             except WorkloadError:
                 raise
             except Exception as exc:
@@ -76,10 +134,10 @@ class Recorder(TorchFunctionMode):
         for call in calls:
             self.rows.append(gemm_row(f"{base}.{call.suffix}" if base else call.suffix, call, self.batch_size))
 
-    def add_float(self, op_type: str, in_elems: int, out_elems: int) -> None:
+    def add_float(self, op_type: str, in_elems: int, out_elems: int, pricing: str = "kernel") -> None:
         per_sample = float(self.batch_size)
         self.float_ops.append(FloatOpInfo(self.name(op_type), op_type, in_elems / per_sample, out_elems / per_sample,
-                                          self.rows[-1].name if self.rows else None))
+                                          self.rows[-1].name if self.rows else None, pricing))
 
 
 def _record_gemm(rec: Recorder, func, args, kwargs, out) -> None:
@@ -170,10 +228,35 @@ def _record_recurrent(rec: Recorder, func, args, kwargs, out) -> None:
     rec.add_gemms(rec.owner[0], calls)
 
 
-def _record_float(rec: Recorder, func, args, kwargs, out) -> None:
-    x = args[0] if args else kwargs.get("input")
-    if torch.is_tensor(x) and torch.is_tensor(out):
-        rec.add_float(FLOAT_OP_FUNCTIONS[func], x.numel(), out.numel())
+def _record_float_call(rec: Recorder, func, args, kwargs, out) -> None:
+    """Record a non-GEMM call as a float op, priced as :mod:`cost_models.float_ops` says (or skip it: a
+    view, an identity, a property read, a constant, or a call without a tensor output)."""
+    outputs = tensors_of(out)
+    if not outputs or func in FREE_FUNCTIONS or getattr(func, "__name__", "") == "__get__":
+        return
+    inputs = tensors_of(args) + tensors_of(kwargs)
+    activations = [t for t in inputs if t not in rec.constants]
+    if not activations:  # computed from parameters and constants only: folded at deployment
+        rec.constants.add(outputs)
+        return
+    op_type = FLOAT_OP_FUNCTIONS.get(func)
+    if op_type in (None, COPY_OP_TYPE) and not is_in_place(func) and all(_aliases(o, inputs) for o in outputs):
+        for marks in (rec.gemm_outputs, rec.kernel_outputs):  # a view of a kernel's output is still that output
+            if inputs[0] in marks:
+                marks.add(outputs)
+        return
+    if op_type is None:
+        op_type, pricing = function_name(func), "unpriced"
+    elif op_type in FOLDED_INTO_GEMM:
+        pricing = "fused" if inputs[0] in rec.gemm_outputs else "kernel"
+    elif op_type in FUSED_ACTIVATIONS:
+        pricing = "fused" if inputs[0] in rec.kernel_outputs else "kernel"
+    else:
+        pricing = "kernel"
+    rec.add_float(op_type, sum(t.numel() for t in activations), sum(t.numel() for t in outputs), pricing)
+    rec.kernel_outputs.add(outputs)
+    if pricing == "fused" and inputs[0] in rec.gemm_outputs:  # a folded BatchNorm: still the GEMM's output
+        rec.gemm_outputs.add(outputs)
 
 
 _HANDLERS: dict[object, Callable] = {
@@ -184,5 +267,4 @@ _HANDLERS: dict[object, Callable] = {
     F.multi_head_attention_forward: _record_mha,
     F.scaled_dot_product_attention: _record_sdpa,
     **dict.fromkeys(RECURRENT_FUNCTIONS, _record_recurrent),
-    **dict.fromkeys(FLOAT_OP_FUNCTIONS, _record_float),
 }

@@ -9,14 +9,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .float_op_costs import FloatOpPrices
 from .precision import LayerPrecision
 from .workload import Workload
 
 LAYER_COLUMNS = (
     "name", "op_type", "macs", "bits", "w_kind", "w_bits", "a_kind", "a_bits", "exec_kind", "exec_w_bits",
     "exec_a_bits", "device", "fallback", "latency_s", "compute_s", "memory_s", "bound", "energy_j",
-    "weight_bytes", "activation_bytes",
+    "weight_bytes", "activation_bytes", "pricing",
 )
+#: ``pricing`` of a row: a layer the policy sets, a float op (memory-bound kernel), or an estimated op.
+ROW_PRICINGS = ("policy", "float", "unpriced")
 
 
 def precision_label(p: LayerPrecision) -> str:
@@ -29,8 +32,19 @@ def precision_label(p: LayerPrecision) -> str:
 
 
 def layer_columns(workload: Workload, precisions: Sequence[LayerPrecision], batch_size: int,
-                  costs: dict[str, np.ndarray], execution: dict[str, np.ndarray]) -> dict:
-    """The columns of a CostReport's per-layer table (MACs are per batch)."""
+                  costs: dict[str, np.ndarray], execution: dict[str, np.ndarray],
+                  float_ops: FloatOpPrices | None = None, device: str = "") -> dict:
+    """The columns of a CostReport's per-layer table (MACs are per batch).
+
+    With ``float_ops``, each costed float op is its own row, placed in execution order; its costs, which
+    ``costs`` charged to a quantizable row, are taken back out of that row, so the rows still sum to the
+    totals. A quantizable row's ``activation_bytes`` stays the peak-memory term the search sees (the
+    larger of its own and those of the float ops charged to it).
+    """
+    latency, energy = costs["latency_s"], costs["energy_j"]
+    if float_ops is not None and float_ops.ops:
+        charged = float_ops.per_row()
+        latency, energy = latency - charged["float_latency"], energy - charged["float_energy"]
     data = {
         "name": [layer.name for layer in workload.layers],
         "op_type": [layer.op_type for layer in workload.layers],
@@ -41,15 +55,19 @@ def layer_columns(workload: Workload, precisions: Sequence[LayerPrecision], batc
         "a_kind": [p.a_kind for p in precisions],
         "a_bits": [p.a_bits for p in precisions],
         **execution,
-        "latency_s": costs["latency_s"],
+        "latency_s": latency,
         "compute_s": costs["compute_s"],
         "memory_s": costs["memory_s"],
         "bound": np.where(costs["compute_s"] >= costs["memory_s"], "compute", "memory"),
-        "energy_j": costs["energy_j"],
+        "energy_j": energy,
         "weight_bytes": costs["weight_bytes"],
         "activation_bytes": costs["activation_bytes"],
+        "pricing": ["policy"] * len(workload),
     }
-    return data
+    if float_ops is None or not float_ops.ops:
+        return data
+    extra, order = float_ops.table_columns(device), float_ops.layout.merge_order
+    return {key: np.concatenate([np.asarray(values), extra[key]])[order] for key, values in data.items()}
 
 
 @dataclass
@@ -67,8 +85,12 @@ class CostReport:
     size_bytes: float
     peak_memory_bytes: float
     layer_data: dict = field(repr=False)
-    #: The ops left float (softmax, norms): name, op type, the row each is charged to, bytes, latency, energy.
+    #: The ops left float (softmax, norms, adds...): name, op type, pricing, the row each is charged to,
+    #: bits, bytes, latency, energy. Fused ones are listed at cost 0; costed ones are also table rows.
     float_ops: list[dict] = field(default_factory=list, repr=False)
+    #: Ops the cost model does not know: each was estimated (as stated here) and is a row with
+    #: ``pricing == "unpriced"``.
+    warnings: list[str] = field(default_factory=list)
 
     @functools.cached_property
     def layers(self) -> pd.DataFrame:
@@ -84,23 +106,36 @@ class CostReport:
         return {
             "target": self.target, "batch_size": self.batch_size, "latency_s": self.latency_s,
             "energy_j": self.energy_j, "size_bytes": self.size_bytes,
-            "peak_memory_bytes": self.peak_memory_bytes, "layers": records,
+            "peak_memory_bytes": self.peak_memory_bytes, "layers": records, "warnings": list(self.warnings),
         }
 
     def summary(self) -> str:
-        """One readable block of totals (used by ``hwqnn cost``)."""
-        n_fallback = int(self.layers["fallback"].sum())
-        bound = self.layers["bound"].value_counts().to_dict()
-        return (f"target {self.target}, batch {self.batch_size}: latency {self.latency_s * 1e3:.4g} ms, "
+        """One readable block of totals (used by ``hwqnn cost``), then one line per warning."""
+        policy_rows = self.layers[self.layers["pricing"] == "policy"]
+        n_fallback = int(policy_rows["fallback"].sum())
+        bound = policy_rows["bound"].value_counts().to_dict()
+        text = (f"target {self.target}, batch {self.batch_size}: latency {self.latency_s * 1e3:.4g} ms, "
                 f"energy {self.energy_j * 1e3:.4g} mJ, size {self.size_bytes / 2**20:.4g} MiB, "
-                f"peak memory {self.peak_memory_bytes / 2**20:.4g} MiB; {len(self.layers)} layers "
+                f"peak memory {self.peak_memory_bytes / 2**20:.4g} MiB; {len(policy_rows)} layers "
                 f"({bound.get('compute', 0)} compute-bound, {bound.get('memory', 0)} memory-bound, "
                 f"{n_fallback} on the fallback device)" + self._float_ops_summary())
+        return "\n".join([text, *(f"warning: {line}" for line in self.warnings)])
 
     def _float_ops_summary(self) -> str:
+        costed = [op for op in self.float_ops if op["pricing"] != "fused"]
+        fused = len(self.float_ops) - len(costed)
         if not self.float_ops:
             return ""
-        latency = sum(op["latency_s"] for op in self.float_ops)
-        kinds = ", ".join(sorted({op["op_type"] for op in self.float_ops}))
-        return (f"; {len(self.float_ops)} float ops ({kinds}) cost {latency * 1e3:.4g} ms, included in the totals and "
-                f"in the layers they follow")
+        latency = sum(op["latency_s"] for op in costed)
+        kinds = ", ".join(sorted({op["op_type"] for op in costed}))
+        text = (f"; {len(costed)} float ops ({kinds}) cost {latency * 1e3:.4g} ms, included in the totals, each its "
+                f"own row" if costed else "")
+        return text + (f"; {fused} fused into the op before them (cost 0)" if fused else "")
+
+
+def policy_layer_names(layer_costs: dict) -> list[str]:
+    """The layers a policy sets, from a report's per-layer table as saved (``layer_data`` / metrics'
+    ``layer_costs``): its float-op rows (softmax, adds, pooling) left out."""
+    names = list(layer_costs.get("name", []))
+    pricing = layer_costs.get("pricing")
+    return names if pricing is None else [n for n, p in zip(names, pricing) if p == "policy"]

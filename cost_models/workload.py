@@ -1,5 +1,7 @@
 """Workload: one row per quantizable op (conv, transposed conv, linear, matmul, embedding) of a model,
-plus the ops that stay float (softmax, normalization), costed as memory-bound float kernels.
+plus every op that stays float (softmax, norms, pooling, residual adds, activations...), each priced as
+described in :mod:`cost_models.float_ops` (a memory-bound float kernel, fused for free, or unpriced:
+estimated and flagged).
 
 The MAC and size formulas live in :func:`layer_info`, used both by :func:`extract_workload` (any eager
 float model, through a ``TorchFunctionMode``) and by hwqnn's QAG (which records the same rows from its
@@ -24,6 +26,7 @@ from torch import Tensor, nn
 
 from . import compound
 from .errors import WorkloadError
+from .float_ops import FLOAT_OP_FUNCTIONS, FloatOpInfo  # noqa: F401  (re-exported: the float ops of a workload)
 
 OP_TYPES = (
     "conv1d", "conv2d", "conv3d",
@@ -52,13 +55,6 @@ RECURRENT_FUNCTIONS: dict[object, str] = {
     torch.gru: "GRU", torch.lstm: "LSTM", torch.rnn_tanh: "RNN_TANH", torch.rnn_relu: "RNN_RELU",
 }
 
-#: Ops that stay float, costed as memory-bound kernels reading their input and writing their output.
-FLOAT_OP_FUNCTIONS: dict[object, str] = {
-    F.softmax: "softmax", torch.softmax: "softmax", Tensor.softmax: "softmax",
-    F.log_softmax: "log_softmax", torch.log_softmax: "log_softmax", Tensor.log_softmax: "log_softmax",
-    F.layer_norm: "layer_norm", torch.layer_norm: "layer_norm", F.group_norm: "group_norm",
-    **({F.rms_norm: "rms_norm"} if hasattr(F, "rms_norm") else {}),
-}
 
 
 def einsum_operands(args, kwargs) -> tuple[str | None, list]:
@@ -172,30 +168,19 @@ def gemm_row(name: str, call: compound.GemmCall, batch_size: int) -> LayerInfo:
     return layer_info(name, call.op_type, x, w, out, batch_size=batch_size, weight_is_param=call.weight_is_param)
 
 
-@dataclass(frozen=True)
-class FloatOpInfo:
-    """An op that stays float (softmax, layer norm...): per-sample elements read and written.
-
-    It is costed as a memory-bound 32-bit kernel and charged to the quantizable row ``after_layer``
-    (the last one run before it; None: before any, charged to the first row).
-    """
-
-    name: str
-    op_type: str
-    in_elems: float
-    out_elems: float
-    after_layer: str | None = None
-
-
 @dataclass
 class Workload:
     """The ordered rows of a model's quantizable ops, with tensor views for the cost models.
 
-    ``float_ops`` lists the ops left float, in execution order (see :class:`FloatOpInfo`).
+    ``float_ops`` lists the ops left float, in execution order (see :class:`FloatOpInfo`), fused ones
+    included (they cost nothing, and the list says where they went).
     """
 
     layers: list[LayerInfo]
     float_ops: list[FloatOpInfo] = field(default_factory=list)
+    #: Bytes of the model's other float tensors (biases, norms, float buffers), stored as they are: part
+    #: of the model's size whatever the policy (the exporter counts the same tensors, see hwqnn.export).
+    float_param_bytes: float = 0.0
     _tensors: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -205,12 +190,13 @@ class Workload:
             raise WorkloadError(f"workload has duplicate layer names: {dup}")
 
     @classmethod
-    def from_layers(cls, layers: Sequence[LayerInfo], float_ops: Sequence[FloatOpInfo] = ()) -> Workload:
+    def from_layers(cls, layers: Sequence[LayerInfo], float_ops: Sequence[FloatOpInfo] = (),
+                    float_param_bytes: float = 0.0) -> Workload:
         """Build a workload from rows in execution order, merging repeated calls of one layer."""
         merged: dict[str, LayerInfo] = {}
         for layer in layers:
             merged[layer.name] = merge_call(merged[layer.name], layer) if layer.name in merged else layer
-        return cls(list(merged.values()), list(float_ops))
+        return cls(list(merged.values()), list(float_ops), float(float_param_bytes))
 
     def float_op_rows(self) -> list[int]:
         """For each float op, the index of the row it is charged to (its ``after_layer``, else row 0)."""
@@ -284,7 +270,10 @@ class mha_fast_path_disabled:
 
 
 def record_workload(model: nn.Module, example_input) -> tuple[list[LayerInfo], list[FloatOpInfo]]:
-    """Run ``model`` once (eval mode, no grad, attention fast path off); its GEMM rows and float ops."""
+    """Run ``model`` once (eval mode, no grad, attention fast path off); its GEMM rows and float ops.
+
+    QAG takes the float ops of a converted model from this run of the float model, so that both list the
+    same ones."""
     batch_size = _batch_size_of(example_input)
     stack: list[tuple[str, nn.Module]] = [("", model)]
     hooks = []
@@ -296,7 +285,7 @@ def record_workload(model: nn.Module, example_input) -> tuple[list[LayerInfo], l
     from .recorder import Recorder  # the recorder imports this module's row types
 
     param_ids = {id(p) for p in model.parameters()}
-    recorder = Recorder(batch_size, stack, param_ids)
+    recorder = Recorder(batch_size, stack, param_ids, constants=[*model.parameters(), *model.buffers()])
     was_training = model.training
     model.eval()
     try:
@@ -317,4 +306,24 @@ def extract_workload(model: nn.Module, example_input) -> Workload:
     rows, float_ops = record_workload(model, example_input)
     if not rows:
         raise WorkloadError(f"model {type(model).__name__} has no conv, linear or matmul op to quantize")
-    return Workload.from_layers(rows, float_ops)
+    workload = Workload.from_layers(rows, float_ops)
+    # The eager trace keeps no tensors: the quantized weights are taken out by their size (float32).
+    quantized = sum(layer.weight_elems * 4 for layer in workload.layers if layer.weight_is_param)
+    workload.float_param_bytes = float(max(0, float_tensor_bytes(model) - quantized))
+    return workload
+
+
+def float_tensor_bytes(module: nn.Module, exclude: Sequence[Tensor] = ()) -> int:
+    """Bytes of ``module``'s floating-point parameters and buffers, each storage once, minus ``exclude``.
+
+    Callers exclude the weights their layers quantize (and any quantizer state), which leaves what a
+    device stores as float whatever the policy: biases, norm parameters and statistics, embeddings kept float.
+    """
+    skip = {t.data_ptr() for t in exclude}
+    seen, total = set(), 0
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        if not tensor.is_floating_point() or tensor.data_ptr() in seen or tensor.data_ptr() in skip:
+            continue
+        seen.add(tensor.data_ptr())
+        total += tensor.numel() * tensor.element_size()
+    return total

@@ -51,6 +51,22 @@ class AffineGrid:
 
 
 @dataclass(frozen=True)
+class IntegerCodes:
+    """The integer codes a scheme's output takes at some bits, known before any data is seen.
+
+    Deployment checks read this to decide whether a runtime's integer container holds the scheme
+    exactly: codes in ``[qmin, qmax]`` times one scale (per channel or tensor), plus a zero point when
+    ``zero_point`` is true. ``round_to_nearest`` is false when the scheme's thresholds are not the grid's
+    midpoints (binary's sign, ternary's 0.7*mean|x|), so a QuantizeLinear on the input would differ.
+    """
+
+    qmin: int
+    qmax: int
+    zero_point: bool = False
+    round_to_nearest: bool = True
+
+
+@dataclass(frozen=True)
 class HardwareFacts:
     """What one quantized tensor costs on hardware.
 
@@ -127,6 +143,11 @@ class Scheme(nn.Module, ABC):
     def hardware(self, bits: int) -> HardwareFacts:
         """Hardware facts of this scheme at ``bits`` (default: integer arithmetic at its storage bits)."""
         return HardwareFacts("int", self.effective_bits(bits))
+
+    def integer_codes(self, bits: int, unsigned: bool) -> IntegerCodes | None:
+        """Codes of the output at ``bits`` for signed or non-negative data; None if the levels are not
+        integer multiples of one scale (then no integer container holds them exactly)."""
+        return None
 
     def affine_grid(self, x: Tensor, bits: int) -> AffineGrid | None:
         """The exact integer grid of ``quantize(x, bits)``, or None if the levels are not a uniform grid."""

@@ -155,11 +155,22 @@ def test_unknown_fallback_device(tmp_path):
 def test_device_that_cannot_run_float_needs_a_fallback(tmp_path):
     data = copy.deepcopy(yaml.safe_load((PROFILE_DIR / "coral-edgetpu.yaml").read_text()))
     del data["fallback"]
+    del data["deployment"]  # (its float layers would need the fallback too: see the next test)
     path = tmp_path / "coral-edgetpu.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ProfileError, match=r"the device cannot run int at w1a9 .*declare that kind .* or a .fallback. device") as info:
         load_profile(path)
     assert info.value.field == "compute"
+
+
+def test_deployment_that_runs_layers_in_float_needs_a_float_peak_or_a_fallback(tmp_path):
+    data = copy.deepcopy(yaml.safe_load((PROFILE_DIR / "coral-edgetpu.yaml").read_text()))
+    del data["fallback"]
+    path = tmp_path / "coral-edgetpu.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ProfileError, match=r"run in float32, but compute.float has no native 32-bit peak") as info:
+        load_profile(path)
+    assert info.value.field == "deployment.float_bits.value"
 
 
 # --- aliases.yaml -------------------------------------------------------------------------------------

@@ -121,13 +121,15 @@ def test_strict_refuses_what_would_stay_float_and_default_warns():
         hwqnn.convert(model, example, strict=True)
 
 
-def test_softmax_and_layer_norm_are_float_ops_of_the_workload():
+def test_softmax_norms_and_residual_adds_are_float_ops_of_the_workload():
     torch.manual_seed(0)
     model = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True).eval()
     example = torch.randn(2, 5, 8)
     workload = hwqnn.convert(model, example).workload
-    assert [(op.name, op.op_type) for op in workload.float_ops] == [
-        ("self_attn.softmax", "softmax"), ("norm1.layer_norm", "layer_norm"), ("norm2.layer_norm", "layer_norm")]
+    assert [(op.name, op.op_type, op.pricing) for op in workload.float_ops] == [
+        ("self_attn.softmax", "softmax", "kernel"), ("add", "add", "kernel"),
+        ("norm1.layer_norm", "layer_norm", "kernel"), ("relu", "relu", "fused"),  # ReLU after linear1: fused
+        ("add_1", "add", "kernel"), ("norm2.layer_norm", "layer_norm", "kernel")]
     softmax = workload.float_ops[0]
     assert softmax.in_elems == softmax.out_elems == 2 * 5 * 5  # heads x queries x keys, per sample
     assert softmax.after_layer == "self_attn.qk"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..base import HardwareFacts
+from ..base import HardwareFacts, IntegerCodes
 from ..functional import TWN_THRESHOLD, abs_mean, by_sign, scaled_codes, sign_codes, tiny, twn_scale, where_unsigned
 from ..registry import register_scheme
 from ._common import ObservedScheme
@@ -36,6 +36,9 @@ class Binary(_TwnStatistics):
 
     name = "binary"
     fixed_bits = 1
+
+    def integer_codes(self, bits: int, unsigned: bool) -> IntegerCodes:
+        return IntegerCodes(0 if unsigned else -1, 1, round_to_nearest=False)
     tracked_stats = ("min", "absmean", "twn_scale")
 
     def hardware(self, bits: int) -> HardwareFacts:
@@ -77,6 +80,9 @@ class Ternary(_TwnStatistics):
 
     name = "ternary"
     fixed_bits = 2
+
+    def integer_codes(self, bits: int, unsigned: bool) -> IntegerCodes:
+        return IntegerCodes(0 if unsigned else -1, 1, round_to_nearest=False)
     tracked_stats = ("absmean", "twn_scale")
 
     def levels(self, bits: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..base import IntegerCodes
 from ..functional import grid_bounds, uniform_fake_quant, where_unsigned
 from ..gaussian_steps import l2_step
 from ..registry import register_scheme
@@ -28,6 +29,10 @@ class Clip(ObservedScheme):
     """
 
     name = "clip"
+
+    def integer_codes(self, bits: int, unsigned: bool) -> IntegerCodes:
+        low, high = grid_bounds(bits, unsigned)
+        return IntegerCodes(int(low), int(high), round_to_nearest=bits > 1 or unsigned)
     tracked_stats = ("min",)
 
     def __init__(self, role: str = "weight", channels: int | None = None, channel_axis: int = 0):

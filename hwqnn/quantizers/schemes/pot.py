@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..base import HardwareFacts
+from ..base import HardwareFacts, IntegerCodes
 from ..functional import abs_max, divisor, pot_codes, pot_exponent_count, scaled_codes, where_unsigned
 from ..registry import register_scheme
 from ._common import ObservedScheme
@@ -20,6 +20,12 @@ class PowerOfTwo(ObservedScheme):
     """
 
     name = "pot"
+
+    def integer_codes(self, bits: int, unsigned: bool) -> IntegerCodes:
+        """Levels s * 2^-k are the integers 2^(n-1-k) on the grid s / 2^(n-1), n exponents."""
+        exponents = int(pot_exponent_count(bits, unsigned))
+        top = 2 ** (exponents - 1)
+        return IntegerCodes(0 if unsigned else -top, top, round_to_nearest=exponents <= 2 and (unsigned or bits > 1))
     tracked_stats = ("min", "absmax")
 
     def hardware(self, bits: int) -> HardwareFacts:

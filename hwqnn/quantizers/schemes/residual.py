@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..base import MAX_BITS, HardwareFacts
+from ..base import MAX_BITS, HardwareFacts, IntegerCodes
 from ..functional import abs_mean, mask, residual_binarize
 from ..registry import register_scheme
 from ._common import ObservedScheme
@@ -29,6 +29,10 @@ class Residual(ObservedScheme):
     """
 
     name = "residual"
+
+    def integer_codes(self, bits: int, unsigned: bool) -> IntegerCodes | None:
+        """One term is a sign times a scale; more terms have unrelated scales: not an integer grid."""
+        return IntegerCodes(0 if unsigned else -1, 1, round_to_nearest=False) if bits == 1 else None
     tracked_stats = ("min", "positive_mean", *(f"term{i}" for i in range(1, MAX_BITS + 1)))
 
     def hardware(self, bits: int) -> HardwareFacts:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from ..base import IntegerCodes
 from ..functional import grid_bounds, positive_rms, std_and_mean, uniform_fake_quant
 from ..gaussian_steps import l2_step_from_stats
 from ..registry import register_scheme
@@ -20,6 +21,10 @@ class UL2Q(ObservedScheme):
     """
 
     name = "ul2q"
+
+    def integer_codes(self, bits: int, unsigned: bool) -> IntegerCodes:
+        low, high = grid_bounds(bits, unsigned)
+        return IntegerCodes(int(low), int(high), round_to_nearest=bits > 1 or unsigned)
     tracked_stats = ("min", "std", "mean", "positive_rms")
 
     def l2_step(self, x: Tensor, bits: int, unsigned: bool | Tensor) -> Tensor:

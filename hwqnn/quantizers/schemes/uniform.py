@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..base import MAX_BITS
+from ..base import MAX_BITS, IntegerCodes
 from ..functional import GradScale, grid_bounds, grid_max_code, uniform_fake_quant
 from ..gaussian_steps import l2_step
 from ..registry import register_scheme
@@ -23,6 +23,10 @@ class Uniform(ObservedScheme):
     """
 
     name = "uniform"
+
+    def integer_codes(self, bits: int, unsigned: bool) -> IntegerCodes:
+        low, high = grid_bounds(bits, unsigned)
+        return IntegerCodes(int(low), int(high), round_to_nearest=bits > 1 or unsigned)
     tracked_stats = ("min",)
 
     def __init__(self, role: str = "weight", channels: int | None = None, channel_axis: int = 0):

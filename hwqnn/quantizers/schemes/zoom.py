@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from ..base import IntegerCodes
 from ..functional import affine_fake_quant, minmax_scale_zero_point, reduce
 from ..registry import register_scheme
 from ._common import ObservedScheme
@@ -19,6 +20,9 @@ class Zoom(ObservedScheme):
     """
 
     name = "zoom"
+
+    def integer_codes(self, bits: int, unsigned: bool) -> IntegerCodes:
+        return IntegerCodes(0, 2**bits - 1, zero_point=True)
     tracked_stats = ("min", "max")
 
     def _scale_zero_point(self, x: Tensor, bits: int) -> tuple[Tensor, Tensor]:
