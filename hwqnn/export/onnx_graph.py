@@ -19,7 +19,7 @@ from .planner import TensorPlan
 _NUMPY_TYPES = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16}
 
 
-def _integer_tensor(name: str, values: np.ndarray, container: str):
+def integer_tensor(name: str, values: np.ndarray, container: str):
     onnx = import_onnx()
     values = np.asarray(values, dtype=np.int64)
     if container in _NUMPY_TYPES:
@@ -105,7 +105,7 @@ def rewrite_markers(model, plans: list[TensorPlan]) -> None:
     kept = [o for o in model.opset_import if o.domain != MARKER_DOMAIN]
     del model.opset_import[:]
     model.opset_import.extend(kept)
-    _prune(graph)
+    prune_unused(graph)
     leftover = [n.name for n in graph.node if n.domain == MARKER_DOMAIN]
     if leftover:
         raise ExportError(f"internal error: marker nodes left in the graph: {leftover}")
@@ -115,8 +115,8 @@ def _weight_dequantize(prefix: str, plan: TensorPlan, codes: np.ndarray, axis: i
     onnx = import_onnx()
     grid, container = plan.grid, plan.container.name
     names = (f"{prefix}_quantized", f"{prefix}_scale", f"{prefix}_zero_point")
-    inits = [_integer_tensor(names[0], codes, container), _float_tensor(names[1], grid.scale),
-             _integer_tensor(names[2], grid.zero_point, container)]
+    inits = [integer_tensor(names[0], codes, container), _float_tensor(names[1], grid.scale),
+             integer_tensor(names[2], grid.zero_point, container)]
     kwargs = {"axis": axis} if axis is not None else {}
     node = onnx.helper.make_node("DequantizeLinear", list(names), [target], name=f"{prefix}/DequantizeLinear", **kwargs)
     plan.record.axis = axis
@@ -127,7 +127,7 @@ def _activation_qdq(prefix: str, plan: TensorPlan, source: str, target: str):
     onnx = import_onnx()
     grid, container, record = plan.grid, plan.container.name, plan.record
     scale_name, zero_name = f"{prefix}_scale", f"{prefix}_zero_point"
-    inits = [_float_tensor(scale_name, grid.scale), _integer_tensor(zero_name, grid.zero_point, container)]
+    inits = [_float_tensor(scale_name, grid.scale), integer_tensor(zero_name, grid.zero_point, container)]
     kwargs = {"axis": grid.axis} if grid.axis is not None else {}
     nodes = []
     if record.clip is not None:
@@ -176,7 +176,7 @@ def _activation_lookup(prefix: str, plan: TensorPlan, source: str, target: str):
     return nodes, inits
 
 
-def _prune(graph) -> None:
+def prune_unused(graph) -> None:
     """Drop initializers and value_info entries nothing refers to any more (the replaced float weights)."""
     used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
     kept = [init for init in graph.initializer if init.name in used]

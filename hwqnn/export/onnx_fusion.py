@@ -1,0 +1,162 @@
+"""Graph rewrites, exact up to float rounding, that let a runtime fuse Q/DQ into integer kernels.
+
+BatchNorm folding. A runtime fuses ``DQ(x), DQ(w) -> Conv -> Q`` into one integer convolution (ONNX Runtime's
+QLinearConv), but only when the Conv feeds the QuantizeLinear directly: a BatchNormalization in
+between, which the float exporter cannot fold into a weight that is computed by a DequantizeLinear,
+keeps the whole layer in float. BatchNorm is a per-output-channel affine map, so it folds exactly
+into the per-channel weight scale (the integer codes do not change; a negative factor negates them)
+and a float bias: ``scale' = scale * f``, ``bias' = (bias - mean) * f + beta``, ``f = gamma / sqrt(var + eps)``.
+Only float rounding changes (as with any BatchNorm folding).
+
+Gemm bias split. ONNX Runtime runs ``DQ(x), DQ(w) -> Gemm`` as an integer QGemm with a float output
+only when the bias is absent or an int32 DequantizeLinear; a float bias (the exporter's) keeps it in
+float. Rounding the bias to int32 would change the result, so it moves into an Add after the Gemm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._onnx import import_onnx
+from .containers import CONTAINERS
+from .onnx_graph import integer_tensor, prune_unused
+
+_CONTAINERS = {c.name: c for c in CONTAINERS}
+
+
+@dataclass
+class FoldedNorm:
+    """One BatchNormalization folded into the weight DequantizeLinear ``dequantize`` (the new grid it holds)."""
+
+    dequantize: str
+    norm: str
+    scale: np.ndarray
+    zero_point: np.ndarray
+    negated_channels: int
+
+
+def prepare_for_fusion(model) -> list[FoldedNorm]:
+    """Apply every rewrite to ``model`` in place; return the folded BatchNorms (their weights' grids changed)."""
+    folded = fold_batch_norms(model)
+    split_gemm_biases(model)
+    return folded
+
+
+def split_gemm_biases(model) -> int:
+    """``Gemm(DQ(x), DQ(w), bias) -> y`` becomes ``Gemm(DQ(x), DQ(w)) -> Add(bias) -> y``; return how many."""
+    onnx = import_onnx()
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    nodes, count = [], 0
+    for node in graph.node:
+        nodes.append(node)
+        if node.op_type != "Gemm" or len(node.input) < 3 or not node.input[2]:
+            continue
+        if not all(getattr(producer.get(name), "op_type", None) == "DequantizeLinear" for name in node.input[:2]):
+            continue
+        beta = next((a.f for a in node.attribute if a.name == "beta"), 1.0)
+        if beta != 1.0:
+            continue
+        bias, output = node.input[2], node.output[0]
+        del node.input[2]
+        node.output[0] = f"{output}_without_bias"
+        nodes.append(onnx.helper.make_node("Add", [node.output[0], bias], [output], name=f"{node.name}_bias/Add"))
+        count += 1
+    if count:
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return count
+
+
+def fold_batch_norms(model) -> list[FoldedNorm]:
+    """Fold every foldable ``DQ(w) -> Conv -> BatchNormalization`` of ``model`` in place.
+
+    Foldable: the BatchNorm's statistics and the weight's codes, scale and zero point are initializers,
+    the weight is per tensor or per output channel, and the Conv and the DequantizeLinear have no other
+    consumer. A negative BatchNorm factor negates its channel's codes, which needs a zero point of 0.
+    """
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    # The exporter shares equal constants (a fresh BatchNorm's ones and zeros) through Identity nodes.
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            inits[node.output[0]] = inits[node.input[0]]
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    folded, removed = [], set()
+    for norm in graph.node:
+        if norm.op_type != "BatchNormalization" or len(norm.output) != 1:
+            continue
+        conv = producer.get(norm.input[0])
+        if conv is None or conv.op_type != "Conv" or len(consumers[conv.output[0]]) != 1 or conv.output[0] in outputs:
+            continue
+        dequantize = producer.get(conv.input[1])
+        if dequantize is None or dequantize.op_type != "DequantizeLinear" or len(consumers[dequantize.output[0]]) != 1:
+            continue
+        constants = list(norm.input[1:5]) + list(dequantize.input) + [n for n in conv.input[2:] if n]
+        if not all(name in inits for name in constants):
+            continue
+        result = _fold_one(graph, inits, conv, dequantize, norm)
+        if result is not None:
+            conv.output[0] = norm.output[0]
+            removed.add(id(norm))
+            folded.append(result)
+    if removed:
+        kept = [n for n in graph.node if id(n) not in removed]
+        used = {name for node in kept for name in node.input} | outputs
+        kept = [n for n in kept if not (n.op_type == "Identity" and n.output[0] not in used)]
+        del graph.node[:]
+        graph.node.extend(kept)
+        prune_unused(graph)
+    return folded
+
+
+def _fold_one(graph, inits: dict, conv, dequantize, norm) -> FoldedNorm | None:
+    """Give ``dequantize`` a new scale (and codes) and ``conv`` a new bias; None (nothing changed) if not foldable."""
+    onnx = import_onnx()
+    to_array, from_array = onnx.numpy_helper.to_array, onnx.numpy_helper.from_array
+    gamma, beta, mean, var = (to_array(inits[name]).astype(np.float64) for name in norm.input[1:5])
+    epsilon = next((a.f for a in norm.attribute if a.name == "epsilon"), 1e-5)
+    factor = gamma / np.sqrt(var + epsilon)
+    container = _CONTAINERS.get(onnx.TensorProto.DataType.Name(inits[dequantize.input[0]].data_type).lower())
+    if container is None:
+        return None
+    codes = to_array(inits[dequantize.input[0]]).astype(np.int64)
+    channels = codes.shape[0]
+    if factor.shape != (channels,) or not np.all(np.isfinite(factor)) or np.any(factor == 0):
+        return None
+    scale = to_array(inits[dequantize.input[1]]).astype(np.float64)
+    has_zero_point = len(dequantize.input) > 2 and dequantize.input[2]
+    zero_point = to_array(inits[dequantize.input[2]]).astype(np.int64) if has_zero_point else np.zeros((), np.int64)
+    axis = next((a.i for a in dequantize.attribute if a.name == "axis"), 1)
+    if scale.ndim == 1 and axis % codes.ndim != 0:
+        return None  # per channel along another axis: the factor cannot go into the scale
+    negative = factor < 0
+    if np.any(negative):
+        flipped = -codes[negative]
+        if np.any(zero_point != 0) or flipped.min() < container.low or flipped.max() > container.high:
+            return None
+        codes[negative] = flipped
+    new_scale = (np.broadcast_to(scale, (channels,)) * np.abs(factor)).astype(np.float32)
+    new_zero_point = np.broadcast_to(zero_point, (channels,))
+    bias = to_array(inits[conv.input[2]]).astype(np.float64) if len(conv.input) > 2 and conv.input[2] else 0.0
+    new_bias = ((bias - mean) * factor + beta).astype(np.float32)
+    stem = dequantize.name.rsplit("/", 1)[0] or dequantize.output[0]
+    names = [f"{stem}_folded_{part}" for part in ("quantized", "scale", "zero_point", "bias")]
+    graph.initializer.extend([integer_tensor(names[0], codes, container.name), from_array(new_scale, names[1]),
+                              integer_tensor(names[2], new_zero_point, container.name), from_array(new_bias, names[3])])
+    dequantize.input[:] = names[:3]
+    kept = [a for a in dequantize.attribute if a.name != "axis"]
+    del dequantize.attribute[:]
+    dequantize.attribute.extend(kept + [onnx.helper.make_attribute("axis", 0)])
+    if len(conv.input) > 2:
+        conv.input[2] = names[3]
+    else:
+        conv.input.append(names[3])
+    return FoldedNorm(dequantize.name, norm.name, new_scale, new_zero_point.astype(np.int64).copy(), int(negative.sum()))
