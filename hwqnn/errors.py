@@ -90,3 +90,8 @@ __all__ = [
     "PolicyFormatError",
     "USER_ERRORS",
 ]
+
+
+class DeploymentError(HwqnnError):
+    """The target's runtime cannot run what was asked (no native format for any candidate, or a policy
+    layer it cannot execute at all)."""

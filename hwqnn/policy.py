@@ -19,7 +19,7 @@ from cost_models import LayerPrecision, YamlFileError, parse_uniform, read_yaml_
 
 from ._io import atomic_write_text
 from .errors import PolicyError, SchemeError
-from .quantizers import create_scheme, get_scheme
+from .quantizers import get_scheme
 
 POLICY_VERSION = 1
 FLOAT = "float"
@@ -53,16 +53,13 @@ class LayerPolicy:
     def is_float(self) -> bool:
         return self.w_scheme == FLOAT and self.a_scheme == FLOAT
 
-    def to_precision(self) -> LayerPrecision:
-        """Hardware view of this layer, from each scheme's declared facts."""
-        sides = []
-        for scheme, bits, role in ((self.w_scheme, self.w_bits, "weight"), (self.a_scheme, self.a_bits, "activation")):
-            if scheme == FLOAT:
-                sides.append(("float", bits))
-            else:
-                facts = create_scheme(scheme, role=role).hardware(bits)
-                sides.append((facts.compute_kind, facts.bits))
-        return LayerPrecision(sides[0][0], sides[0][1], sides[1][0], sides[1][1])
+    def to_precision(self, deployment=None, op_type: str | None = None) -> LayerPrecision:
+        """Hardware view of this layer: from each scheme's declared facts, or, given a profile's
+        ``deployment`` spec, as that device's runtime really runs it for an ``op_type`` layer (see
+        :mod:`hwqnn.deployment`)."""
+        from .deployment import place_layer
+
+        return place_layer(self, deployment, op_type).precision
 
     def to_dict(self) -> dict:
         return {"w_scheme": self.w_scheme, "w_bits": self.w_bits, "a_scheme": self.a_scheme, "a_bits": self.a_bits}
@@ -140,10 +137,14 @@ class Policy:
         self.check_layers(names)
         return Policy({n: self.resolve(n) for n in names}, dict(self.meta))
 
-    def to_precisions(self, layer_names: Sequence[str]) -> dict[str, LayerPrecision]:
-        """The hardware view consumed by ``cost_models`` (see ``resolve_precisions``)."""
+    def to_precisions(self, layer_names: Sequence[str], profile=None,
+                      op_types: Sequence[str] | None = None) -> dict[str, LayerPrecision]:
+        """The hardware view consumed by ``cost_models`` (see ``resolve_precisions``); with a ``profile``,
+        each layer priced as that device's runtime runs it (for its workload ``op_types``, when given)."""
         self.check_layers(layer_names)
-        return {n: self.resolve(n).to_precision() for n in layer_names}
+        spec = getattr(profile, "deployment", None)
+        ops = list(op_types) if op_types is not None else [None] * len(layer_names)
+        return {n: self.resolve(n).to_precision(spec, op) for n, op in zip(layer_names, ops)}
 
     # --- I/O -----------------------------------------------------------------------------------
     def to_dict(self) -> dict:

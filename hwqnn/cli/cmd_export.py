@@ -17,29 +17,38 @@ EXAMPLE_BATCH = 32
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "export", help="export a finished run as ONNX with QuantizeLinear/DequantizeLinear (TensorRT-ready)",
+        "export", help="export a finished run as ONNX with QuantizeLinear/DequantizeLinear Q/DQ",
         description="Write RUN_DIR's quantized model as ONNX with explicit Q/DQ quantization, plus a JSON sidecar "
-                    "(policy, per-tensor scales and representation, TensorRT deployability, packed size).")
+                    "(policy, per-tensor scales and representation, per layer whether the run's target runs it "
+                    "natively, emulated or in float, TensorRT's Q/DQ rule check, and the bytes the target stores).")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory (policy.yaml, metrics.json, model.pt)")
     p.add_argument("--format", default="onnx", choices=FORMATS, help="output format (default: onnx)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13..21 (default: 17; --int4 selects 21)")
     p.add_argument("--int4", action="store_true", help="store tensors whose codes fit 4 bits as INT4 (opset 21)")
     p.add_argument("--out", default=None, help="output file (default: RUN_DIR/model.onnx); the sidecar "
                                                 "MODEL.quant.json is written beside it")
+    p.add_argument("--target", default=None,
+                   help="judge deployability and size for this profile instead of the run's own target")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip running the file in ONNX Runtime against PyTorch")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import cost_models
+
     from .. import export_onnx, load_run
 
     if args.format not in FORMATS:
         raise ExportError(f"unknown export format {args.format!r}; supported: {', '.join(FORMATS)}")
     loaded = load_run(args.run_dir)
+    # the run's config names its target as the search loaded it (a shipped name, or a YAML path)
+    spec = args.target or loaded.metrics.get("config", {}).get("target") or loaded.metrics.get("target")
+    target = cost_models.load_profile(spec) if spec else None
     example = _example_input(loaded.metrics, loaded.example_input)
     out = _output_path(args.out, loaded.path)
-    report = export_onnx(loaded.model, example, out, opset=args.opset, int4=args.int4, verify=args.verify)
+    report = export_onnx(loaded.model, example, out, opset=args.opset, int4=args.int4, verify=args.verify,
+                         target=target)
     print(report.summary())
     print(f"wrote {report.path} and {report.sidecar_path}")
     return 0

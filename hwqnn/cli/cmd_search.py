@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -25,7 +24,8 @@ def register(subparsers) -> None:
     types.add_model_data_arguments(p)
     p.add_argument("--budget", action="append", default=None, metavar="METRIC=VALUE", type=types.budget,
                    help=f"repeatable; latency=2ms, size=1MB, energy=5mJ, memory=512KiB or a multiple of "
-                        f"w8a8 such as latency=0.6x (default: {' '.join(DEFAULT_BUDGETS)})")
+                        f"w8a8 such as latency=0.6x (default: {' '.join(DEFAULT_BUDGETS)} where the target bit-packs "
+                        f"weights; latency=1.0x where its runtime stores them in int8 containers, e.g. TensorRT)")
     p.add_argument("--method", type=types.method, default="search",
                    help="a registered search strategy: search (learn schemes and bits under the budgets), uniform "
                         f"(the fixed --bits baseline); registered now: {', '.join(list_strategies())}")
@@ -49,8 +49,13 @@ def register(subparsers) -> None:
                    help="training batch size (default: 64; 128 for cifar10)")
     p.add_argument("--seed", type=types.seed, default=0, help="random seed: data split, initialisation, data order")
     p.add_argument("--device", type=types.device, default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--threads", type=types.int_at_least(1), default=None, help="CPU threads for torch (default: all cores)")
+    p.add_argument("--threads", type=types.int_at_least(1), default=None,
+                   help="CPU threads for torch (default: 1 for a small model, else the cores not busy now; "
+                        "kept on --resume)")
     p.add_argument("--out", default=None, help="run directory (default: runs/<model>-<target>-<time>)")
+    p.add_argument("--allow-emulated", action="store_true",
+                   help="also search (scheme, bits) pairs the target's runtime does not run natively, priced at their "
+                        "real fallback cost (float or a wider container); the policy and report name such layers")
     p.add_argument("--strict", action="store_true",
                    help="fail when an op cannot be quantized (default: it stays float, with a warning naming it)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory given by --out")
@@ -62,14 +67,21 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import cost_models
 
-    from .. import SearchConfig, check_device, default_run_dir, load_model_and_data, parse_budgets, search
+    from .. import (
+        SearchConfig,
+        check_device,
+        default_budgets,
+        default_run_dir,
+        load_model_and_data,
+        parse_budgets,
+        search,
+    )
 
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     if args.resume:
         return _resume(args)
     # resolved once, here, and passed down as typed values: the profile and the budgets
-    budgets = parse_budgets(args.budget)  # a metric given twice fails here, before any work
     profile = cost_models.load_profile(args.target)  # an unknown target fails before any data is loaded
+    budgets = parse_budgets(args.budget if args.budget is not None else default_budgets(profile))
     check_device(args.device)
     built = load_model_and_data(args.model, args.data, args.data_dir, seed=args.seed, allow_pickle=args.allow_pickle,
                                 command=command_line())
@@ -88,7 +100,9 @@ def run(args) -> int:
         overrides.setdefault("lr", 3e-3)
     config = SearchConfig(method=args.method, uniform_bits=args.bits, uniform_scheme=args.scheme,
                           scheme_sharing=args.scheme_sharing, bits_range=args.bits_range, seed=args.seed,
-                          device=args.device, single_path=args.single_path, strict=args.strict, **overrides)
+                          device=args.device, single_path=args.single_path, strict=args.strict,
+                          allow_emulated=args.allow_emulated, **overrides)
+    config.threads = _set_threads(args.threads, built, config.batch_size)
     out = Path(args.out) if args.out else default_run_dir("", built.display_name, profile.name)
     data = built.data
     print(f"hwqnn search: {built.display_name} on {data.name} for target '{profile.name}', run directory {out}")
@@ -96,6 +110,22 @@ def run(args) -> int:
                     run_dir=out, meta=built.meta, overwrite=args.overwrite)
     print_summary(result)
     return 0
+
+
+def _set_threads(requested: int | None, built, batch_size: int) -> int:
+    """Pick torch's CPU threads for this model and machine (see hwqnn.threads) and say why."""
+    import cost_models
+
+    from .. import choose_threads
+
+    example = built.data.train[0][0][None]
+    macs = sum(layer.macs for layer in cost_models.extract_workload(built.model, example).layers) * batch_size
+    threads = choose_threads(requested, macs)
+    torch.set_num_threads(threads)
+    if requested is None:
+        print(f"hwqnn search: {threads} CPU thread(s) for {macs / 1e9:.3g} GMAC per training step "
+              f"(--threads to override)")
+    return threads
 
 
 def command_line() -> str:
@@ -108,6 +138,7 @@ def _resume(args) -> int:
         SearchConfig,
         SearchResult,
         check_device,
+        choose_threads,
         load_model_and_data,
         load_run,
         read_checkpoint,
@@ -122,6 +153,8 @@ def _resume(args) -> int:
         return 0
     state = read_checkpoint(run_dir / "checkpoint.pt")
     config = SearchConfig.from_dict(state["config"])
+    config.threads = args.threads or config.threads or choose_threads(None)  # the run's own choice, kept
+    torch.set_num_threads(config.threads)
     check_device(config.device)
     meta = state.get("meta") or {}
     if "model" not in meta:
@@ -141,6 +174,10 @@ def _resume(args) -> int:
 def print_summary(result) -> None:
     import pandas as pd
 
+    import cost_models
+
+    from .. import runs_as
+
     m = result.metrics
     print()
     print(f"target {m['target']}  model {m.get('model', '?')}  method {m['method']}")
@@ -158,6 +195,12 @@ def print_summary(result) -> None:
     print(pd.DataFrame(rows).to_string(index=False))
     print()
     policy_rows = result.policy.summary_rows(result.model.layer_names)
+    target = (m.get("config") or {}).get("target") or m["target"]
+    names = result.model.layer_names
+    placements = runs_as(result.policy, names, cost_models.load_profile(target),
+                         [result.model.layer(n).op_type for n in names])
+    for row in policy_rows:
+        row["runs as"] = placements.get(row["layer"], "")
     print(pd.DataFrame(policy_rows).to_string(index=False))
     if result.run_dir:
         print(f"\nrun directory: {result.run_dir}")

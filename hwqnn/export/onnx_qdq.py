@@ -5,7 +5,8 @@ PyTorch's exporter only knows 8-bit fake quantization, so hwqnn builds the Q/DQ 
 1. run the example input once in eval mode and capture every slot's inputs and outputs (planner);
 2. decide per slot how its tensor is represented, keeping only what reproduces the slot exactly;
 3. swap the slots for markers and export the float graph with the TorchScript exporter;
-4. replace each marker by its DequantizeLinear / Q/DQ nodes (onnx_graph), check and save the model;
+4. replace each marker by its DequantizeLinear / Q/DQ nodes (onnx_graph), fold BatchNorms into the
+   weight scales and split Gemm biases, so runtimes can fuse Q/DQ into integer kernels (onnx_fusion), check and save the model;
 5. run it in ONNX Runtime against PyTorch, check TensorRT's rules, write the JSON sidecar.
 """
 
@@ -25,9 +26,12 @@ from ..errors import ExportError
 from ..qag import QuantizedModel, QuantSlot
 from ..run_dir import atomic_write_bytes
 from ._onnx import import_onnx, import_onnxruntime
-from .containers import INT4_OPSET
+from .containers import CONTAINERS, INT4_OPSET
+from .deployability import check_against_graph, layer_deployments, sizes_on_target
 from .markers import MARKER_DOMAIN, swapped_slots
+from .onnx_fusion import FoldedNorm, prepare_for_fusion
 from .onnx_graph import rewrite_markers
+from .packing import SCALE_BYTES
 from .planner import TensorPlan, capture_slot_calls, plan_tensors
 from .report import ExportReport, SizeReport, TensorExport
 from .sidecar import sidecar_path_for, write_sidecar
@@ -39,15 +43,18 @@ MAX_OPSET = 21
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 _CONTROL_FLOW_HINT = "Converting a tensor to a Python boolean"
 _PACKAGE_DIR = Path(__file__).parent
+CONTAINERS_BY_NAME = {c.name: c for c in CONTAINERS}
 
 
 def export_onnx(model: QuantizedModel, example_input, path: str | os.PathLike, *, opset: int = 17,
-                int4: bool = False, verify: bool = True) -> ExportReport:
+                int4: bool = False, verify: bool = True, target=None) -> ExportReport:
     """Write ``model`` (fixed policy) as a Q/DQ ONNX model at ``path`` plus a JSON sidecar beside it.
 
     ``example_input`` is a batch the model accepts (its batch axis is exported as dynamic). With
     ``int4``, tensors whose codes fit 4 bits are stored as INT4 (this needs opset 21, which is then
     used). With ``verify``, the file is run in ONNX Runtime and compared with PyTorch on the input.
+    With ``target`` (a loaded ``HardwareProfile``), the report states per layer how that device's runtime
+    runs it (native, emulated, float) and its sizes are what the device stores, by the cost model's rule.
     """
     onnx = import_onnx()
     if not isinstance(model, QuantizedModel):
@@ -72,6 +79,7 @@ def export_onnx(model: QuantizedModel, example_input, path: str | os.PathLike, *
     finally:
         model.train(was_training)
     rewrite_markers(onnx_model, plans)
+    _record_folds(plans, prepare_for_fusion(onnx_model))
     try:
         onnx.checker.check_model(onnx_model, full_check=True)
     except Exception as exc:
@@ -83,6 +91,8 @@ def export_onnx(model: QuantizedModel, example_input, path: str | os.PathLike, *
     report = ExportReport(path, sidecar_path_for(path), opset, int4, [p.record for p in plans],
                           _sizes(model, plans, len(data)), tensorrt_violations={k: v for k, v in violations.items() if v},
                           warnings=trace_warnings)
+    if target is not None:
+        _judge_target(report, model, target)
     if verify:
         _verify(report, data, example_input, reference)
     write_sidecar(report, model)
@@ -121,6 +131,34 @@ def _export_marked(model: QuantizedModel, plans: list[TensorPlan], example_input
         notes.append("the model has data-dependent control flow; the ONNX graph keeps the branch the example "
                      "input took, so outputs can differ on inputs that take another branch")
     return onnx.load_from_string(buffer.getvalue()), notes
+
+
+def _record_folds(plans: list[TensorPlan], folds: list[FoldedNorm]) -> None:
+    """Make each folded weight's record describe the grid the file now holds (scale times the BatchNorm factor)."""
+    by_node = {name: plan.record for plan in plans for name in plan.record.onnx_nodes}
+    for fold in folds:
+        record = by_node.get(fold.dequantize)
+        if record is None:
+            continue
+        note = f"BatchNorm '{fold.norm}' folded into the scale and a bias"
+        if fold.negated_channels:
+            note += f" ({fold.negated_channels} channels with a negative factor store negated codes)"
+            record.qmin, record.qmax = min(record.qmin, -record.qmax), max(record.qmax, -record.qmin)
+        record.reason = f"{record.reason}; {note}" if record.reason else note
+        record.axis = 0
+        record.scale = [float(s) for s in fold.scale]
+        record.zero_point = [int(z) for z in fold.zero_point]
+        zero_point_bits = 0 if not any(record.zero_point) else CONTAINERS_BY_NAME[record.dtype].bits
+        record.side_bytes = len(record.scale) * SCALE_BYTES + len(record.zero_point) * zero_point_bits // 8
+
+
+def _judge_target(report: ExportReport, model: QuantizedModel, target) -> None:
+    """Per layer on ``target``: native / emulated / float; sizes as the device stores them."""
+    report.target = target.name
+    report.deployments = layer_deployments(model, target)
+    report.sizes = sizes_on_target(report.tensors, model, target, report.sizes.other_float_bytes,
+                                   report.sizes.onnx_file_bytes)
+    report.warnings.extend(check_against_graph(report.deployments, report.tensors, target))
 
 
 def _judge_tensorrt(plans: list[TensorPlan], violations: dict[str, list[str]], opset: int) -> None:

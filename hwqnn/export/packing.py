@@ -11,10 +11,12 @@ import math
 
 import numpy as np
 
+from cost_models import SCALE_BYTES_PER_CHANNEL
+
 from ..errors import ExportError
 
-#: Bytes of one float32 scale or codebook entry (what TensorRT and ONNX store scales as).
-SCALE_BYTES = 4
+#: Bytes of one float32 scale or codebook entry (what TensorRT and ONNX store scales as): the cost model's.
+SCALE_BYTES = SCALE_BYTES_PER_CHANNEL
 
 
 def packed_nbytes(count: int, bits: int) -> int:

@@ -112,6 +112,10 @@ class ExportReport:
     top1_agreement_optimized: float | None = None
     tensorrt_violations: dict[str, list[str]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: The device the export was judged for (None: no target; sizes are then the ONNX containers' packing).
+    target: str | None = None
+    #: Per layer on the target: native (as which format), emulated or float (``deployability.LayerDeployment``).
+    deployments: list = field(default_factory=list)
 
     def layers(self) -> list[dict]:
         """One row per layer: representation of its weight and activation, TensorRT-native or not."""
@@ -125,17 +129,37 @@ class ExportReport:
             row[f"{prefix}_tensorrt_native"] = t.tensorrt_native
         for row in rows.values():
             row["tensorrt_native"] = bool(row.get("w_tensorrt_native") and row.get("a_tensorrt_native"))
+        for d in self.deployments:
+            if d.layer in rows:
+                rows[d.layer].update({"deploy_status": d.status, "deploy_format": d.format,
+                                      "deploy_precision": d.precision, "deploy_note": d.note})
         return list(rows.values())
+
+    def native_fraction(self) -> float | None:
+        """Share of quantized layers the target runs natively (None without a target)."""
+        judged = [d for d in self.deployments if d.note != "the policy keeps this layer in float"]
+        return sum(d.status == "native" for d in judged) / len(judged) if judged else None
 
     def summary(self) -> str:
         """A short human-readable table for the CLI."""
-        lines = [f"{'layer':<32} {'weight':<30} {'activation':<30} TensorRT-int8"]
+        on_target = f"on {self.target}" if self.target else ""
+        lines = [f"{'layer':<32} {'weight':<30} {'activation':<30} TensorRT-int8"
+                 + (f"  {on_target}" if self.target else "")]
         for row in self.layers():
             weight = f"{row.get('w_scheme')}@{row.get('w_bits')} {row.get('w_representation')}"
             act = f"{row.get('a_scheme')}@{row.get('a_bits')} {row.get('a_representation')}"
-            lines.append(f"{row['layer']:<32} {weight:<30} {act:<30} {'yes' if row['tensorrt_native'] else 'no'}")
+            deploy = ""
+            if "deploy_status" in row:
+                fmt = f" {row['deploy_format']}" if row.get("deploy_format") else ""
+                deploy = f"  {row['deploy_status']}{fmt} ({row['deploy_precision']})"
+            lines.append(f"{row['layer']:<32} {weight:<30} {act:<30} {'yes' if row['tensorrt_native'] else 'no':<13}"
+                         f"{deploy}".rstrip())
+        fraction = self.native_fraction()
+        if fraction is not None:
+            lines.append(f"{fraction:.0%} of quantized layers run natively on {self.target}")
         s = self.sizes
-        lines.append(f"packed size {s.packed_bytes} B (quantized weights {s.quantized_weight_bytes} B + scales "
+        where = f"stored on {self.target}" if self.target else "packed size"
+        lines.append(f"{where} {s.packed_bytes} B (quantized weights {s.quantized_weight_bytes} B + scales "
                      f"{s.quantized_weight_side_bytes} B + float tensors {s.other_float_bytes} B) vs float32 "
                      f"{s.float32_bytes} B; ONNX file {s.onnx_file_bytes} B")
         if self.max_abs_diff is not None:
@@ -158,6 +182,9 @@ class ExportReport:
             "tensors": [t.to_dict() for t in self.tensors],
             "tensorrt_violations": self.tensorrt_violations,
             "warnings": list(self.warnings),
+            "target": self.target,
+            "native_fraction": self.native_fraction(),
+            "deployments": [d.to_dict() for d in self.deployments],
         }
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from cost_models import COST_KEYS
+from cost_models import COST_KEYS, policy_layer_names
 
 from ..searching.budgets import DISPLAY_UNIT, METRICS
 
@@ -86,7 +86,7 @@ def policy_text(policy: Mapping, layer_names: Sequence[str] | None = None) -> st
 def point_row(metrics: Mapping, policy: Mapping, *, name: str, kind: str, budget: str = "",
               budget_value: float = float("nan"), run_dir: str = "", wall_time_s: float | None = None) -> dict:
     """One row of the points table from a finished run's metrics and policy."""
-    layer_names = list(metrics.get("layer_costs", {}).get("name", [])) or None
+    layer_names = policy_layer_names(metrics.get("layer_costs", {})) or None
     layers = policy_layers(policy)
     resolved = [layers.get(n, layers.get("default")) for n in (layer_names or list(layers))]
     resolved = [e for e in resolved if e is not None]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BudgetError
+from ..policy import Policy
 from ..searching.budgets import Budget, parse_budget
 
 _PATTERN = re.compile(r"^\s*(\w+)\s*=\s*([^:]+):([^:]+):\s*(\d+)\s*$")
@@ -18,6 +19,8 @@ DEFAULT_BASELINES = ("w8a8", "w4a4", "w3a3", "w2a2")
 DEFAULT_SWEEP = "latency=0.4x:1.0x:6"
 #: ``auto`` sweeps latency where lower bits make the device faster by at least this factor, else size.
 AUTO_LATENCY_GAIN = 0.85
+#: ... else size where lower bits shrink the stored model by at least this factor.
+AUTO_SIZE_GAIN = 0.95
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,10 @@ def auto_sweep(text: str, workload, target: str, bits_range: tuple[int, int] = (
     """Resolve ``auto[:COUNT]`` for one device from its cost model (uniform policies, ``uniform`` scheme).
 
     Latency is swept when some uniform bitwidth cuts the latency below ``AUTO_LATENCY_GAIN`` x w8a8 (bit-
-    flexible accelerators); on devices whose lowest native precision is int8 (GPUs, CPUs, Edge TPU) lower
-    bits save memory but not time, so model size is swept instead. The low end is the smallest uniform
-    cost found (plus 5 %, rounded up to 0.01), so every point has a feasible policy.
+    flexible accelerators, INT4 Tensor Cores); else model size, where lower bits shrink the stored model
+    (a bit-packing runtime). Where neither moves (TensorRT, TFLite: every deployable policy runs and is
+    stored in int8), there is nothing to trade, and the sweep is the single point latency=1x. The low end
+    is the smallest uniform cost found (plus 5 %, rounded up to 0.01), so every point has a feasible policy.
     """
     import math
 
@@ -103,12 +107,29 @@ def auto_sweep(text: str, workload, target: str, bits_range: tuple[int, int] = (
         raise BudgetError(f"sweep {text!r} is not 'auto' or 'auto:COUNT'")
     count = int(match[1] or 6)
     lo, hi = bits_range
-    reference = cost_models.estimate(workload, None, target, "w8a8")
+    profile = cost_models.load_profile(target)
+    reference = cost_models.estimate(workload, None, profile, "w8a8")
     ratios = {key: [] for key in ("latency_s", "size_bytes")}
     for bits in range(lo, min(hi, 8) + 1):
-        report = cost_models.estimate(workload, None, target, f"w{bits}a{bits}")
+        policy = Policy.uniform(f"w{bits}a{bits}")
+        if placement_status(policy.resolve("default"), profile) != "native":
+            continue  # not deployable on this target: it cannot set the sweep's range
+        report = cost_models.estimate(workload, None, profile, policy)
         for key in ratios:
             ratios[key].append(getattr(report, key) / getattr(reference, key))
-    metric, key = ("latency", "latency_s") if min(ratios["latency_s"]) <= AUTO_LATENCY_GAIN else ("size", "size_bytes")
+    if ratios["latency_s"] and min(ratios["latency_s"]) <= AUTO_LATENCY_GAIN:
+        metric, key = "latency", "latency_s"
+    elif ratios["size_bytes"] and min(ratios["size_bytes"]) <= AUTO_SIZE_GAIN:
+        metric, key = "size", "size_bytes"
+    else:
+        return SweepSpec("latency", Budget("latency", 1.0, True), Budget("latency", 1.0, True), 1)
     low = max(0.05, math.ceil(min(ratios[key]) * 1.05 * 100) / 100)
     return SweepSpec(metric, Budget(metric, min(low, 1.0), True), Budget(metric, 1.0, True), count)
+
+
+def placement_status(layer_policy, profile) -> str:
+    """``native`` when ``profile``'s runtime runs this policy entry natively (or the profile does not say)."""
+    from ..deployment import UNKNOWN, place_layer
+
+    status = place_layer(layer_policy, profile.deployment).status
+    return "native" if status == UNKNOWN else status

@@ -30,7 +30,7 @@ import torch.fx as fx
 from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
-from cost_models import Workload, WorkloadError, record_workload
+from cost_models import Workload, WorkloadError, float_tensor_bytes, record_workload
 
 from ..errors import ConversionError, PolicyError
 from ..policy import FLOAT, LayerPolicy, Policy
@@ -197,8 +197,16 @@ def _record(qmodel: QuantizedModel, example_input, float_ops_of_model: list) -> 
             paths_by_id.update({id(m): "" if p == "net" else p.removeprefix("net.") for p, m in qmodel.named_modules()})
         return paths_by_id.get(id(module), "")
 
+    weight_inputs: dict[tuple[int, int], int] = {}  # (storage, offset) -> bytes of each quantized weight view
+
+    def note_weight(module: nn.Module, args: tuple) -> None:
+        if isinstance(module, QuantSlot) and module.role == "weight" and args and torch.is_tensor(args[0]):
+            t = args[0]
+            weight_inputs[(t.untyped_storage().data_ptr(), t.storage_offset())] = t.numel() * t.element_size()
+
     handles = [register_module_forward_pre_hook(lambda m, a: stack.append((path_of(m), m)) and None),
-               register_module_forward_hook(lambda m, a, o: stack.pop() and None)]
+               register_module_forward_hook(lambda m, a, o: stack.pop() and None),
+               register_module_forward_pre_hook(note_weight)]
     traced = isinstance(qmodel.net, fx.GraphModule)
     finder = FloatOpFinder(stack)
     was_training = qmodel.training
@@ -219,7 +227,7 @@ def _record(qmodel: QuantizedModel, example_input, float_ops_of_model: list) -> 
     ops_by_path = {path: op for path, op in qmodel.named_modules() if isinstance(op, QuantOp)}
     paths = {op.layer_name: path for path, op in ops_by_path.items()}
     qmodel._op_paths = [paths[name] for name in dict.fromkeys(row.name for row in rows)]
-    qmodel.workload = Workload.from_layers(rows, float_ops_of_model)
+    qmodel.workload = Workload.from_layers(rows, float_ops_of_model, float_param_bytes(qmodel, weight_inputs))
     # A quantized layer the example never ran (a branch inside a leaf) would run with float slots that no
     # policy reaches: report it with the ops that ran outside any QuantSlot.
     ran = set(qmodel._op_paths)
@@ -341,3 +349,13 @@ def apply_policy(model: nn.Module, policy: Policy | str, example_input, **conver
         return model.set_policy(policy)
     qmodel = convert(model, example_input, **convert_kwargs)
     return qmodel.set_policy(policy)
+
+
+def float_param_bytes(qmodel: QuantizedModel, weight_inputs: dict[tuple[int, int], int]) -> float:
+    """Bytes of the float tensors a device stores whatever the policy: every floating parameter and buffer,
+    less the quantizers' own state and the parameter views the weight slots quantize (``weight_inputs``,
+    keyed by storage and offset, so the q/k/v slices of one fused projection count once each)."""
+    state = [t for _, _, slot in qmodel.slots() for t in list(slot.parameters()) + list(slot.buffers())]
+    params = {p.untyped_storage().data_ptr() for p in qmodel.parameters() if p.is_floating_point()}
+    quantized = sum(size for (storage, _), size in weight_inputs.items() if storage in params)
+    return float(max(0, float_tensor_bytes(qmodel, state) - quantized))

@@ -9,6 +9,10 @@ A slot is in one of three modes:
   still mix every candidate (they are small), activations mix only two Gumbel-sampled candidates,
   and eval mode runs the argmax scheme;
 * ``fixed``: one scheme at one integer bitwidth (a finalized policy).
+
+:meth:`QuantSlot.restrict` narrows a slot to what a target runs natively (see :mod:`hwqnn.deployment`):
+schemes with no deployable bits get probability 0, each scheme is evaluated at ``b~`` clamped to its
+own deployable bits, and the cost candidates are priced as the target's runtime runs them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..deployment import price_tensor
 from ..errors import HwqnnError, SchemeError
 from ..quantizers import COMPUTE_KINDS, MAX_BITS, MIN_BITS, create_scheme, list_schemes
 
@@ -74,6 +79,47 @@ class QuantSlot(nn.Module):
         self.fixed_scheme: str | None = None
         self.fixed_bits: int | None = None
         self.pinned_float = False
+        #: Deployable bits per scheme on the target, and its deployment spec (None: unrestricted).
+        self.allowed_bits: dict[str, tuple[int, ...]] | None = None
+        self.deployment = None
+        self.op_type: str | None = None
+
+    def restrict(self, allowed_bits: dict[str, tuple[int, ...]], deployment, op_type: str | None = None) -> None:
+        """Search only the (scheme, bits) pairs in ``allowed_bits``, priced on ``deployment``'s runtime for a
+        layer of ``op_type``."""
+        usable = {n: tuple(b) for n, b in allowed_bits.items() if b and n in self.candidates}
+        if not usable:
+            raise SchemeError(f"{self.role} slot: no candidate scheme is deployable on the target "
+                              f"(candidates {self.scheme_names})")
+        self.allowed_bits = {n: usable.get(n, ()) for n in self.scheme_names}
+        self.deployment = deployment
+        self.op_type = op_type
+        flexible = [b for n, b in usable.items() if self.candidates[n].fixed_bits is None]
+        if flexible:
+            lo = max(self.bits_range[0], min(min(b) for b in flexible))
+            hi = min(self.bits_range[1], max(max(b) for b in flexible))
+            self.bits_range = (lo, max(lo, hi))
+            with torch.no_grad():
+                self.bits.clamp_(*self.bits_range)
+
+    def _mask(self) -> Tensor | None:
+        if self.allowed_bits is None:
+            return None
+        return torch.tensor([bool(self.allowed_bits.get(n)) for n in self.scheme_names])
+
+    def _masked_alpha(self) -> Tensor:
+        alpha = self.logits.alpha
+        mask = self._mask()
+        return alpha if mask is None else alpha.masked_fill(~mask.to(alpha.device), float("-inf"))
+
+    def scheme_bits(self, name: str, bits):
+        """``bits`` clamped to the deployable bits of scheme ``name`` (unchanged when unrestricted)."""
+        allowed = self.allowed_bits.get(name) if self.allowed_bits is not None else None
+        if not allowed or self.candidates[name].fixed_bits is not None:
+            return bits
+        if torch.is_tensor(bits):
+            return bits.clamp(min(allowed), max(allowed))
+        return min(max(int(bits), min(allowed)), max(allowed))
 
     def pin_float(self) -> None:
         """Keep this slot in float bypass for good (the integer indices of an embedding): mode switches
@@ -121,7 +167,7 @@ class QuantSlot(nn.Module):
 
     def probabilities(self) -> Tensor:
         """Scheme probabilities: softmax(alpha / T), or a Gumbel-softmax sample while training with gumbel."""
-        alpha = self.logits.alpha
+        alpha = self._masked_alpha()
         if self.gumbel and self.training:
             return F.gumbel_softmax(alpha, tau=self.temperature, hard=False)
         return torch.softmax(alpha / self.temperature, dim=0)
@@ -132,20 +178,37 @@ class QuantSlot(nn.Module):
         Bit-independent schemes (binary, ternary) contribute their fixed bits; the others ``b~``.
         """
         bits = self.continuous_bits()
-        probs = torch.softmax(self.logits.alpha / self.temperature, dim=0)
+        probs = torch.softmax(self._masked_alpha() / self.temperature, dim=0)
         if self.pinned_float:
             n = len(self.scheme_names)
             return probs, torch.full((n,), COMPUTE_KINDS.index("float"), dtype=torch.long), bits.new_full((n,), 32.0)
         rounded = int(round(float(bits.detach())))
         kinds, eff = [], []
-        for scheme in self.candidates.values():
+        for name, scheme in self.candidates.items():
+            if self.allowed_bits is not None:
+                price = price_tensor(name, self.role, self.scheme_bits(name, rounded), self.deployment, self.op_type)
+                kinds.append(COMPUTE_KINDS.index(price.kind))
+                eff.append(self.scheme_bits(name, bits) if self._price_follows_bits(price, rounded)
+                           and scheme.fixed_bits is None else bits.new_tensor(float(price.bits)))
+                continue
             facts = scheme.hardware(scheme.effective_bits(rounded))
             kinds.append(COMPUTE_KINDS.index(facts.compute_kind))
             eff.append(bits.new_tensor(float(scheme.fixed_bits)) if scheme.fixed_bits is not None else bits)
         return probs, torch.tensor(kinds, dtype=torch.long), torch.stack(eff)
 
+    def _price_follows_bits(self, price, rounded: int) -> bool:
+        """Whether the cost model may price this candidate at ``b~`` itself (so the bits keep a cost gradient):
+        on a bit-flexible device, or where the container it runs in is the one the execution tables give an
+        integer of ``b~`` bits (uniform codes into int4/int8); not where its codes need a wider one (pot)."""
+        if price.kind == "float" or price.status not in ("native", "emulated", "unknown"):
+            return False
+        if self.deployment is None or self.deployment.flexible:
+            return True
+        widths = sorted({b for f in self.deployment.formats if not f.flexible for b in f.bits})
+        return price.kind == "int" and price.bits == next((b for b in widths if b >= rounded), None)
+
     def argmax_scheme(self) -> str:
-        return self.scheme_names[int(self.logits.alpha.detach().argmax())]
+        return self.scheme_names[int(self._masked_alpha().detach().argmax())]
 
     # --- forward -------------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
@@ -156,14 +219,17 @@ class QuantSlot(nn.Module):
         bits = self.continuous_bits()
         if self.single_path:
             if not self.training:  # evaluate the network the search would pick now
-                return self.candidates[self.argmax_scheme()](x, bits)
+                name = self.argmax_scheme()
+                return self.candidates[name](x, self.scheme_bits(name, bits))
             if self.role != "weight" and len(self.scheme_names) > 1:
                 return self._two_sampled_paths(x, bits)
             # Weights are small: mixing every candidate costs little and gives the exact DNAS gradient.
         probs = self.probabilities()
         out = None
-        for i, scheme in enumerate(self.candidates.values()):
-            term = probs[i] * scheme(x, bits)
+        for i, (name, scheme) in enumerate(self.candidates.items()):
+            if self.allowed_bits is not None and not self.allowed_bits.get(name):
+                continue  # probability 0: not deployable on the target
+            term = probs[i] * scheme(x, self.scheme_bits(name, bits))
             out = term if out is None else out + term
         return out
 
@@ -176,12 +242,15 @@ class QuantSlot(nn.Module):
         proportional to ``<dL/dy, q_a(x) - q_b(x)>``: a comparison of the two schemes (as in
         ProxylessNAS's binary gates), at the price of two quantizations instead of eight.
         """
-        alpha = self.logits.alpha / self.temperature
+        alpha = self._masked_alpha() / self.temperature
+        if int(torch.isfinite(alpha).sum()) < 2:  # one deployable scheme: it is the whole mixture
+            name = self.argmax_scheme()
+            return self.candidates[name](x, self.scheme_bits(name, bits))
         noise = -torch.empty_like(alpha).exponential_().log()  # standard Gumbel samples
         pair = torch.topk(alpha.detach() + noise, 2).indices
         weights = torch.softmax(alpha[pair], dim=0)
-        first, second = (self.candidates[self.scheme_names[int(k)]] for k in pair)
-        return weights[0] * first(x, bits) + weights[1] * second(x, bits)
+        names = [self.scheme_names[int(k)] for k in pair]
+        return sum(w * self.candidates[n](x, self.scheme_bits(n, bits)) for w, n in zip(weights, names))
 
     def extra_repr(self) -> str:
         if self.pinned_float:

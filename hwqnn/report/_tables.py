@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from cost_models import policy_layer_names
+
 from ..pareto import (
     COST_KEYS,
     COST_LABELS,
@@ -202,7 +204,8 @@ def policy_long(group: TargetRuns, names: Sequence[str]) -> pd.DataFrame:
         if policy is None:
             continue
         layers = policy.get("layers", {})
-        layer_names = (metrics or {}).get("layer_costs", {}).get("name") or [n for n in layers if n != "default"]
+        layer_names = (policy_layer_names((metrics or {}).get("layer_costs", {}))
+                       or [n for n in layers if n != "default"])
         for layer in layer_names:
             entry = layers.get(layer, layers.get("default"))
             if entry is not None:
@@ -256,12 +259,18 @@ def _walk(node, prefix: str, rows: list[dict]) -> None:
         for key, value in node.items():
             _walk(value, f"{prefix}.{key}" if prefix else str(key), rows)
         return
+    if isinstance(node, list) and all(isinstance(item, dict) for item in node):  # deployment.formats
+        for i, item in enumerate(node):
+            _walk(item, f"{prefix}[{i}]", rows)
+        return
     if prefix in ("schema_version", "name", "description", "notes"):
         return
     rows.append({"field": prefix, "value": _text(node), "source": ""})
 
 
 def _text(value) -> str:
+    if isinstance(value, dict):  # a deployment format: name, bits, zero-point rules, ops
+        return "; ".join(f"{k} {_text(v)}" for k, v in value.items())
     return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 

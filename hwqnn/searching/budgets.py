@@ -28,6 +28,17 @@ BYTE_UNITS = (("GiB", 1024.0**3), ("MiB", 1024.0**2), ("KiB", 1024.0), ("B", 1.0
 
 #: Defaults: half the w8a8 model size and no slower than w8a8 on the device. See ``default_budgets``.
 DEFAULT_BUDGETS = ("size=0.5x", "latency=1.0x")
+#: Defaults where the runtime stores weights in fixed containers (TensorRT, TFLite int8): no policy is
+#: smaller than w8a8 there, so a size budget below 1x could never be met.
+CONTAINER_DEFAULT_BUDGETS = ("latency=1.0x",)
+
+
+def default_budgets(profile) -> tuple[str, ...]:
+    """The budgets a search uses when none are given: a size budget only where bits shrink the model."""
+    deployment = getattr(profile, "deployment", None)
+    if deployment is not None and deployment.storage == "container":
+        return CONTAINER_DEFAULT_BUDGETS
+    return DEFAULT_BUDGETS
 
 _PATTERN = re.compile(r"^\s*(\w+)\s*=\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Zµ]*)\s*$")
 

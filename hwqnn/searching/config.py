@@ -17,6 +17,8 @@ class SearchConfig:
     schemes: list[str] | None = None  # None -> every registered scheme
     scheme_sharing: str = "layer"
     strict: bool = False  # an op QAG cannot quantize is an error (ConversionError), not float with a warning
+    threads: int | None = None  # torch CPU threads the CLI chose (kept on resume); None: the caller's setting
+    allow_emulated: bool = False  # search (scheme, bits) pairs the target does not run natively, at their fallback cost
     bits_range: tuple[int, int] = (2, 8)
     pretrain_epochs: int = 15
     search_epochs: int = 8

@@ -34,6 +34,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from cost_models import COMPUTE_KINDS, COST_KEYS, CostMetric
 
+from ..deployment import price_tensor
 from ..errors import BudgetError, BudgetInfeasibleError
 from ..policy import LayerPolicy, Policy
 from .budgets import DISPLAY_UNIT, METRICS, format_cost
@@ -61,9 +62,15 @@ class LayerOptions:
     pair_objective: np.ndarray | None = None  # [len(weight), len(act)] terms that depend on both sides
 
 
-def _kind(slot, scheme: str, bits: int) -> int:
+def _priced(slot, scheme: str, bits: int) -> tuple[int, float, float]:
+    """(compute-kind index, bits, side bytes per channel) the cost model charges for one option: as the
+    target's runtime runs it when the slot was restricted to a target, else from the scheme's own facts."""
+    price = price_tensor(scheme, slot.role, bits, slot.deployment, slot.op_type)
+    if slot.allowed_bits is not None:
+        return COMPUTE_KINDS.index(price.kind), float(price.bits), price.side_bytes
     module = slot.candidates[scheme]
-    return COMPUTE_KINDS.index(module.hardware(module.effective_bits(bits)).compute_kind)
+    facts = module.hardware(module.effective_bits(bits))
+    return COMPUTE_KINDS.index(facts.compute_kind), float(module.effective_bits(bits)), price.side_bytes
 
 
 def option_costs(cost_model, ops, layers: Sequence[LayerOptions]) -> list[dict[str, np.ndarray]]:
@@ -75,20 +82,22 @@ def option_costs(cost_model, ops, layers: Sequence[LayerOptions]) -> list[dict[s
     bw = torch.full((n_w, L), 8.0, dtype=torch.float64)
     ka = torch.zeros(n_a, L, dtype=torch.long)
     ba = torch.full((n_a, L), 8.0, dtype=torch.float64)
+    side = torch.full((n_w, L), 4.0, dtype=torch.float64)
     for l_idx, (lo, op) in enumerate(zip(layers, ops)):
         for i, o in enumerate(lo.weight):
-            kw[i, l_idx] = _kind(op.weight_slot, o.scheme, o.bits)
-            bw[i, l_idx] = float(op.weight_slot.candidates[o.scheme].effective_bits(o.bits))
+            kw[i, l_idx], bw[i, l_idx], side[i, l_idx] = _priced(op.weight_slot, o.scheme, o.bits)
         for j, o in enumerate(lo.act):
-            ka[j, l_idx] = _kind(op.act_slot, o.scheme, o.bits)
-            ba[j, l_idx] = float(op.act_slot.candidates[o.scheme].effective_bits(o.bits))
+            ka[j, l_idx], ba[j, l_idx], _ = _priced(op.act_slot, o.scheme, o.bits)
     with torch.no_grad():
-        costs = cost_model.layer_costs(kw[:, None, :], bw[:, None, :], ka[None, :, :], ba[None, :, :], smooth=False)
+        costs = cost_model.layer_costs(kw[:, None, :], bw[:, None, :], ka[None, :, :], ba[None, :, :], smooth=False,
+                                       w_side=side[:, None, :])
     keys = ("latency_s", "energy_j", "weight_bytes", "activation_bytes")
     tables = []
     for l_idx, lo in enumerate(layers):
         tables.append({k: costs[k][: len(lo.weight), : len(lo.act), l_idx].numpy().astype(np.float64)
                        for k in keys})
+    # The model's other float tensors are part of its size whatever the policy: charge them to the first layer.
+    tables[0]["weight_bytes"] = tables[0]["weight_bytes"] + cost_model.workload.float_param_bytes
     return tables
 
 
@@ -325,6 +334,8 @@ def build_options(space, captured: Mapping[int, torch.Tensor], sensitivity_weigh
             for scheme in slot.scheme_names:
                 module = slot.candidates[scheme]
                 for bits in ([module.fixed_bits] if module.fixed_bits is not None else range(b_min, b_max + 1)):
+                    if slot.allowed_bits is not None and bits not in slot.allowed_bits.get(scheme, ()):
+                        continue  # not deployable on the target
                     options.append(Option(scheme, int(bits)))
                     cost = bits_weight * (module.effective_bits(int(bits)) - learned) ** 2
                     cost += prior_weight * prior[scheme]

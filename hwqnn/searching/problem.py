@@ -19,7 +19,7 @@ import cost_models
 from cost_models import COST_KEYS, CostMetric, CostModel, HardwareProfile
 
 from ..policy import Policy
-from .budgets import Budget, parse_budgets, resolve_budgets
+from .budgets import Budget, default_budgets, parse_budgets, resolve_budgets
 
 
 def resolve_target(target: str | os.PathLike | HardwareProfile) -> HardwareProfile:
@@ -47,7 +47,10 @@ def exact_budget_spec(budget: Budget) -> str:
 
 def cost_report(cost_model: CostModel, policy: Policy | str, layer_names: Iterable[str]):
     """The cost report (totals and per-layer frame) of ``policy`` for the cost model's workload."""
-    return cost_model.evaluate(cost_models.resolve_precisions(policy, list(layer_names)))
+    names = list(layer_names)
+    types = {layer.name: layer.op_type for layer in cost_model.workload.layers}
+    return cost_model.evaluate(cost_models.resolve_precisions(policy, names, cost_model.profile,
+                                                              [types.get(n) for n in names]))
 
 
 def costs_of(cost_model: CostModel, policy: Policy | str, layer_names: Iterable[str]) -> dict[str, float]:
@@ -75,11 +78,11 @@ class Problem:
     @classmethod
     def build(cls, workload, target: str | os.PathLike | HardwareProfile,
               budgets: Iterable[str | Budget] | None = None, *, batch_size: int = 1) -> Problem:
-        """Resolve ``target`` and ``budgets`` for ``workload`` (``None`` budgets: the defaults)."""
+        """Resolve ``target`` and ``budgets`` for ``workload`` (``None`` budgets: the target's defaults)."""
         profile = resolve_target(target)
         cost_model = CostModel(workload, profile, batch_size=batch_size)
         reference = costs_of(cost_model, "w8a8", workload.names)
-        parsed = tuple(parse_budgets(budgets))
+        parsed = tuple(parse_budgets(budgets if budgets is not None else default_budgets(profile)))
         bounds = resolve_budgets(parsed, lambda: reference)
         return cls(profile, cost_model, parsed, MappingProxyType(reference), MappingProxyType(bounds))
 

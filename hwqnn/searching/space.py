@@ -89,7 +89,8 @@ class SearchSpace:
 
     def expected_costs(self) -> dict[str, Tensor]:
         """Totals (latency_s, energy_j, size_bytes, peak_memory_bytes) with a smooth peak, differentiable."""
-        return self.cost_model.totals(self.expected_layer_costs(), smooth=True)
+        return self.cost_model.totals(self.expected_layer_costs(), smooth=True,
+                                      fixed_bytes=self.cost_model.workload.float_param_bytes)
 
     # --- readouts ------------------------------------------------------------------------------
     def mean_bits(self) -> tuple[float, float]:

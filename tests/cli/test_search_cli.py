@@ -148,7 +148,7 @@ def test_toml_config_and_defaults_without_a_config(tmp_path, captured):
 
 
 @pytest.mark.parametrize("text, fragment", [
-    ("epoks: 1\n", "unknown key 'epoks'; valid keys: allow-pickle, batch-size"),
+    ("epoks: 1\n", "unknown key 'epoks'; valid keys: allow-emulated, allow-pickle, batch-size"),
     ("epochs: -1\n", "epochs: must be >= 0, got -1"),
     ("bits_range: 2:8\n", "quote it"),
     ("method: fastest\n", "method: unknown search method 'fastest'"),

@@ -49,13 +49,17 @@ def test_baselines():
         parse_baselines("w8a8,int4")
 
 
-def test_auto_sweeps_latency_on_bit_flexible_devices_and_size_on_int8_ones():
+def test_auto_sweeps_what_moves_on_each_device():
     assert is_auto("auto") and is_auto("auto:3") and not is_auto("latency=0.4x:1x:3")
     workload = cost_models.extract_workload(create_model("resnet20", num_classes=10), torch.zeros(1, 3, 32, 32))
     bitfusion = auto_sweep("auto:3", workload, "bitfusion")
     jetson = auto_sweep("auto", workload, "jetson-orin-nano")
+    t4 = auto_sweep("auto:4", workload, "nvidia-t4")
     assert (bitfusion.metric, bitfusion.count) == ("latency", 3)
-    assert (jetson.metric, jetson.count) == ("size", 6)
+    # TensorRT runs and stores every deployable policy as int8: nothing to trade, one point
+    assert (jetson.metric, jetson.low.value, jetson.high.value, jetson.count) == ("latency", 1.0, 1.0, 1)
+    # INT4 Tensor Cores: 4-bit layers are stored in 4 bits (at batch 1 latency is overhead-bound)
+    assert (t4.metric, t4.count) == ("size", 4) and t4.low.value < 0.7
     # The low end is reachable: uniform 2-bit on that device costs less than it.
     w2a2 = cost_models.estimate(workload, None, "bitfusion", "w2a2")
     w8a8 = cost_models.estimate(workload, None, "bitfusion", "w8a8")

@@ -11,7 +11,8 @@ from hwqnn.report import run_report
 
 
 def test_each_target_gets_its_sweep_and_the_fixed_budgets_that_apply(monkeypatch, tmp_path):
-    """ResNet-20 (sweeps are only planned here, not run): bitfusion gets latency, Jetson size, by ``auto``."""
+    """ResNet-20 (sweeps are only planned here, not run): by ``auto``, bitfusion gets a latency sweep; the
+    Jetson, where every deployable policy runs and is stored as int8, the single point latency=1x."""
     calls = []
     monkeypatch.setattr(run_module, "run_sweep", lambda *a, **kw: calls.append(kw))
     monkeypatch.setattr(run_module, "build_report", lambda dirs, out, **kw: (dirs, out))
@@ -19,8 +20,8 @@ def test_each_target_gets_its_sweep_and_the_fixed_budgets_that_apply(monkeypatch
     dirs, out = run_report(create_model("resnet20", num_classes=10), images, images, targets=["bitfusion", "jetson"],
                            out_dir=tmp_path, sweep="auto:2", fixed_budgets=["latency=1.0x"])
     assert [c["target"].name for c in calls] == ["bitfusion", "jetson-orin-nano"]  # aliases resolved, once
-    assert [c["sweep"].metric for c in calls] == ["latency", "size"]
-    assert calls[0]["fixed_budgets"] == [] and calls[1]["fixed_budgets"] == ["latency=1.0x"]
+    assert [(c["sweep"].metric, c["sweep"].count) for c in calls] == [("latency", 2), ("latency", 1)]
+    assert calls[0]["fixed_budgets"] == [] and calls[1]["fixed_budgets"] == []  # latency is the swept metric on both
     assert {c["float_weights"] for c in calls} == {tmp_path / "sweeps" / "float_model.pt"}  # pretrained once
     assert dirs == [tmp_path / "sweeps" / "bitfusion", tmp_path / "sweeps" / "jetson-orin-nano"]
 

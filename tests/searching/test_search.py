@@ -12,11 +12,11 @@ from hwqnn.run_dir import load_run
 FAST = dict(pretrain_epochs=0, search_epochs=2, finetune_epochs=1, batch_size=128, seed=0)
 
 CASES = [
-    ("jetson-orin-nano", None),  # the defaults: size=0.5x latency=1.0x
+    ("jetson-orin-nano", None),  # the defaults there: latency=1.0x (TensorRT stores int8 whatever the bits)
     ("bitfusion", ["latency=0.9x"]),
     ("bitfusion", ["energy=0.6x", "size=0.4x"]),
-    ("raspberry-pi-4", ["memory=0.7x", "size=0.5x"]),
-    ("nvidia-t4", ["energy=0.8x", "size=0.5x"]),
+    ("raspberry-pi-4", ["memory=1.0x", "energy=1.0x"]),  # int8 containers: nothing below w8a8
+    ("nvidia-t4", ["energy=0.8x", "size=0.6x"]),  # int4 only where both operands fit: 0.553x at best
     ("coral-edgetpu", None),
 ]
 
@@ -30,8 +30,8 @@ def test_every_finalized_policy_meets_every_budget(tiny_cnn, digits, target, bud
     example = digits.train[0][0][None]
     policy = hwqnn.Policy.from_dict(yaml.safe_load(result.policy.to_yaml()))
     report = cost_models.estimate(tiny_cnn, example, target, policy=policy)
-    for key, budget in m["budgets"].items():
-        assert getattr(report, key) <= budget["bound"] * (1 + 1e-9), (key, getattr(report, key), budget)
+    for key, budget in m["budgets"].items():  # metrics.json keeps 7 significant digits of the bound
+        assert getattr(report, key) <= budget["bound"] * (1 + 1e-6), (key, getattr(report, key), budget)
 
 
 def test_infeasible_budget_fails_before_training_with_smallest_achievable(tiny_cnn, digits):
@@ -80,11 +80,20 @@ def test_resume_without_checkpoint_is_a_clear_error(tiny_cnn, digits, tmp_path):
 
 
 def test_uniform_baseline(tiny_cnn, digits):
-    result = hwqnn.search(tiny_cnn, digits.train, digits.test, target="jetson", method="uniform",
+    result = hwqnn.search(tiny_cnn, digits.train, digits.test, target="bitfusion", method="uniform",
                           uniform_bits=(4, 8), budgets=[], **FAST)
     layers = result.policy.layers.values()
     assert {(lp.w_scheme, lp.w_bits, lp.a_bits) for lp in layers} == {("uniform", 4, 8)}
     assert result.metrics["quantized_accuracy"] > 80.0
+
+
+def test_uniform_baseline_takes_the_widest_native_bits_on_a_symmetric_int8_runtime(tiny_cnn, digits):
+    result = hwqnn.search(tiny_cnn, digits.train, digits.test, target="jetson", method="uniform",
+                          uniform_bits=(4, 8), budgets=[], **FAST)
+    layers = result.policy.layers.values()
+    # TensorRT's int8 is symmetric: an unsigned (post-ReLU) activation holds 7 bits there
+    assert {(lp.w_scheme, lp.w_bits, lp.a_bits) for lp in layers} == {("uniform", 4, 7)}
+    assert "not native on jetson-orin-nano" in result.policy.meta["deployment_note"]
 
 
 def test_targets_matter(tiny_cnn, digits):
@@ -124,12 +133,19 @@ def test_targets_matter(tiny_cnn, digits):
 
 
 def test_default_budgets_are_feasible_on_every_profile(tiny_cnn, digits):
+    from hwqnn.deployment import restrict_to_target
+    from hwqnn.errors import DeploymentError
     from hwqnn.searching import Problem
     from hwqnn.searching.space import SearchSpace
 
-    qmodel = hwqnn.convert(copy_of(tiny_cnn), digits.train.tensors[0][:2])
     for target in cost_models.list_profiles():
+        qmodel = hwqnn.convert(copy_of(tiny_cnn), digits.train.tensors[0][:2])
         problem = Problem.build(qmodel.workload, target)
+        try:
+            restrict_to_target(qmodel, problem.profile)
+        except DeploymentError:  # TensorRT on Maxwell/Pascal Jetsons: FP16/FP32 only, nothing to search
+            assert not problem.profile.deployment.formats, target
+            continue
         problem.check_feasible(SearchSpace(qmodel, problem.cost_model))  # raises if infeasible
 
 
