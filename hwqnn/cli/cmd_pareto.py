@@ -6,7 +6,6 @@ The helpers ``add_study_arguments`` / ``prepare_study`` are shared with ``hwqnn 
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from dataclasses import dataclass
@@ -29,6 +28,13 @@ def register(subparsers) -> None:
                    help="METRIC=LOW:HIGH:COUNT (e.g. latency=0.4x:1.0x:6, size=200KiB:800KiB:4), or auto[:COUNT] "
                         "to sweep latency where lower bits make the device faster and size elsewhere")
     p.add_argument("--out", default=None, help="sweep directory (default: runs/pareto-<model>-<target>-<time>)")
+    p.add_argument("--storage", nargs="?", const="sqlite", default=None, metavar="URL",
+                   help="evaluate the points through a shared optuna study that other workers started with the same "
+                        "arguments join: alone, SQLite in --out (workers on one machine); or an RDB URL such as "
+                        "postgresql://user:pass@host/db (workers on many machines). Every point then starts from "
+                        "the float weights (no warm start)")
+    p.add_argument("--study-name", default=None,
+                   help="name of the shared study (default: from the model, data, target and sweep)")
     add_study_arguments(p)
     p.set_defaults(func=run)
     enable_config_file(p)
@@ -67,7 +73,7 @@ def add_study_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=types.seed, default=0, help="random seed: data split, initialisation, data order")
     p.add_argument("--device", type=types.device, default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--threads", type=types.int_at_least(1), default=None,
-                   help="torch CPU threads (default: all cores; 1 is faster on a machine shared with other jobs)")
+                   help="torch CPU threads (default: the cores not busy with other work now)")
 
 
 @dataclass
@@ -94,7 +100,9 @@ def prepare_study(args) -> Study:
     parse_budgets(fixed_budgets)  # a metric given twice fails before any work
     baselines = parse_baselines(args.baselines)
     check_device(args.device)
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    from .. import choose_threads
+
+    torch.set_num_threads(choose_threads(args.threads))  # the cores not busy now, unless told
     built = load_model_and_data(args.model, args.data, args.data_dir, seed=args.seed,
                                 allow_pickle=getattr(args, "allow_pickle", False), command=command_line())
     data = built.data
@@ -136,17 +144,23 @@ def command_line() -> str:
 def run(args) -> int:
     import cost_models
 
-    from .. import is_auto_sweep, parse_sweep, run_sweep
+    from .. import default_storage_url, is_auto_sweep, parse_sweep, run_sweep
 
     profile = cost_models.load_profile(args.target)  # resolved once; an unknown target fails before loading data
     if not is_auto_sweep(args.sweep):
         parse_sweep(args.sweep)  # a bad sweep fails before any data is loaded or model trained
     study = prepare_study(args)
+    if args.storage is not None and not args.out:
+        raise HwqnnError("--storage needs --out: workers of one study must be told where to write the sweep")
     out = Path(args.out) if args.out else \
         default_run_dir("pareto", study.model_name, profile.name)
+    storage = default_storage_url(out) if args.storage == "sqlite" else args.storage
+    if storage is not None:
+        out.mkdir(parents=True, exist_ok=True)
     print(f"hwqnn pareto: {study.model_name} for target '{profile.name}', sweep {args.sweep}, sweep directory {out}")
     result = run_sweep(study.model, study.train, study.val, target=profile, sweep=args.sweep, config=study.config,
-                       out_dir=out, meta=study.meta, pretrain_data=study.pretrain, **study.sweep_options)
+                       out_dir=out, meta=study.meta, pretrain_data=study.pretrain, storage=storage,
+                       study_name=args.study_name, **study.sweep_options)
     print_points(result)
     return 0
 

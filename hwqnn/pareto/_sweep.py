@@ -6,6 +6,10 @@ searches for ``short_fraction`` of the epochs, then runs its own MILP finalize a
 Uniform baselines start from the same pretrained float weights and fine-tune for as many epochs as the
 first point trains its weights (search + fine-tune), under the fixed budgets only (they have no choice to make).
 Each finished point leaves a run directory and its ``search_state.pt``, so an interrupted sweep resumes.
+
+With ``storage`` (an RDB URL) the points are instead the candidates of a shared study that any number of
+workers evaluate (``_sweep_study.py``); every point then starts from the pretrained float weights, since
+which neighbour finishes first depends on the workers.
 """
 
 from __future__ import annotations
@@ -89,6 +93,9 @@ def run_sweep(
     float_weights: str | Path | None = None,
     baseline_epochs: int | None = None,
     pretrain_data=None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    study_options=None,
     **overrides,
 ) -> SweepResult:
     """Search every budget of ``sweep`` on ``target``, run the uniform ``baselines``, analyse the front.
@@ -99,6 +106,8 @@ def run_sweep(
     ``sweep="auto[:COUNT]"`` picks latency or size per device (see ``auto_sweep``). Baselines fine-tune
     for ``baseline_epochs`` (default: search + fine-tune epochs, the weight training the first point gets).
     ``pretrain_data`` (default ``train_data``) is what the float model is pretrained on.
+    ``storage`` (e.g. ``sqlite:///sweep/study.db``, ``postgresql://...``): evaluate the points through a shared
+    optuna study that other workers, started with the same arguments, join (see ``_sweep_study.py``).
     """
     profile = resolve_target(target)  # once for the whole sweep; every point gets the loaded profile
     cfg = SearchConfig(**{**(config.to_dict() if config else {}), **overrides, "target": target_spec(profile)})
@@ -108,6 +117,10 @@ def run_sweep(
         raise ConfigError(f"fixed budgets {[str(b) for b in fixed]} repeat the swept metric '{spec.metric}'")
     if not 0 < short_fraction <= 1:
         raise ConfigError(f"short_fraction must be in (0, 1], got {short_fraction}")
+    if storage is not None:
+        from ..distributed import open_storage
+
+        open_storage(storage)  # an unreachable storage fails here, before the float model is trained
     out = Path(out_dir) if out_dir else None
     meta = dict(meta or {})
     meta.setdefault("model", type(model).__name__)
@@ -120,8 +133,19 @@ def run_sweep(
     rows: list[dict] = []
     state: dict | None = None
     budgets = spec.budgets
-    with tqdm(total=len(budgets) + len(baselines), desc=f"sweep {profile.name}", unit="point") as bar:
-        for index, budget in enumerate(budgets, start=1):
+    epochs = cfg.search_epochs + cfg.finetune_epochs if baseline_epochs is None else baseline_epochs
+    if storage is not None:
+        from ._sweep_study import run_points_on_study
+
+        rows, worker = run_points_on_study(
+            pretrained, train_data, val_data, profile, cfg, spec, fixed, baselines, epochs, out, meta, timings,
+            storage=storage, study_name=study_name, options=study_options)
+        meta = {**meta, "study": worker}
+        warm_start = False
+        budgets = spec.budgets
+    with tqdm(total=len(budgets) + len(baselines), desc=f"sweep {profile.name}", unit="point",
+              disable=storage is not None) as bar:
+        for index, budget in enumerate(budgets if storage is None else [], start=1):
             name = point_name(index, budget)
             warm = warm_start and state is not None
             point_cfg = _point_config(cfg, warm, short_fraction)
@@ -136,11 +160,8 @@ def run_sweep(
             rows.append(row)
             bar.update(1)
         t_searched = time.perf_counter()
-        epochs = cfg.search_epochs + cfg.finetune_epochs if baseline_epochs is None else baseline_epochs
-        for baseline in baselines:
-            w_bits, a_bits = baseline_bits(baseline)
-            point_cfg = SearchConfig(**{**cfg.to_dict(), "method": "uniform", "uniform_bits": (w_bits, a_bits),
-                                        "pretrain_epochs": 0, "search_epochs": 0, "finetune_epochs": epochs})
+        for baseline in baselines if storage is None else []:
+            point_cfg = baseline_config(cfg, baseline, epochs)
             cpu = time.process_time()
             row, _, seconds = _run_point(pretrained.model, train_data, val_data, profile, point_cfg, list(fixed),
                                          out, baseline, meta, warm_state=None, kind="uniform")
@@ -193,6 +214,13 @@ def resolve_sweep(sweep: str | SweepSpec, model: nn.Module, train_data, profile:
     example = train_data[0][0][None]
     workload = cost_models.extract_workload(copy.deepcopy(model).eval(), example)
     return auto_sweep(sweep, workload, profile, bits_range)
+
+
+def baseline_config(cfg: SearchConfig, baseline: str, epochs: int) -> SearchConfig:
+    """A uniform baseline (``w4a4``) fine-tuned for ``epochs`` from the pretrained float weights."""
+    w_bits, a_bits = baseline_bits(baseline)
+    return SearchConfig(**{**cfg.to_dict(), "method": "uniform", "uniform_bits": (w_bits, a_bits),
+                           "pretrain_epochs": 0, "search_epochs": 0, "finetune_epochs": epochs})
 
 
 def _point_config(cfg: SearchConfig, warm: bool, fraction: float) -> SearchConfig:

@@ -34,15 +34,28 @@ def train_epoch(
     *,
     extra_loss: Callable[[], torch.Tensor] | None = None,
     after_step: Callable[[], None] | None = None,
+    loss_scale: Callable[[], float] | None = None,
     desc: str = "train",
 ) -> dict[str, float]:
-    """One epoch of ``cross_entropy + extra_loss()``; every optimizer steps on every batch."""
+    """One epoch of ``cross_entropy + extra_loss()``; every optimizer steps on every batch.
+
+    ``loss_scale`` (data-parallel ranks only, see ``hwqnn.distributed.ShardedBatches``): the summed
+    cross-entropy is scaled by it instead of averaged, so that DDP's average of the ranks' gradients is
+    the gradient of the global batch's mean loss even when the ranks' shares differ in size. The stats
+    then also hold ``images`` (this rank's share), to combine the ranks' stats with.
+    """
     model.train()
     correct, total, loss_sum = 0, 0, 0.0
     for x, y in tqdm(loader, desc=desc, leave=False, mininterval=1.0):
         x, y = x.to(device), y.to(device)
         logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        if loss_scale is None:
+            loss = F.cross_entropy(logits, y)
+            weight = int(y.numel())
+        else:
+            scale = loss_scale()
+            loss = F.cross_entropy(logits, y, reduction="sum") * scale
+            weight = 1.0 / scale  # this rank's nominal share: the global loss is the mean of the ranks' losses
         if extra_loss is not None:
             loss = loss + extra_loss().to(loss.dtype)
         for opt in optimizers:
@@ -52,7 +65,8 @@ def train_epoch(
             opt.step()
         if after_step is not None:
             after_step()
-        loss_sum += float(loss.detach()) * int(y.numel())
+        loss_sum += float(loss.detach()) * weight
         correct += int((logits.detach().argmax(1) == y).sum())
         total += int(y.numel())
-    return {"loss": loss_sum / max(total, 1), "train_accuracy": 100.0 * correct / max(total, 1)}
+    stats = {"loss": loss_sum / max(total, 1), "train_accuracy": 100.0 * correct / max(total, 1)}
+    return stats if loss_scale is None else {**stats, "images": total}

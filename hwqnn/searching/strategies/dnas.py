@@ -16,7 +16,6 @@ from cost_models import COST_KEYS
 from ...policy import Policy
 from ..constraints import AugmentedLagrangian
 from ..finalize import capture_slot_inputs, finalize_policy
-from ..train import evaluate, train_epoch
 from .base import Strategy, register_strategy
 
 
@@ -61,13 +60,14 @@ class DnasStrategy(Strategy):
             if hook is not None:
                 hook()
 
-        bar = tqdm(total=cfg.search_epochs, initial=run.epoch, desc="search", unit="epoch")
+        model = run.training_model()  # a DDP replica under torchrun: the logits and bits get averaged gradients
+        bar = tqdm(total=cfg.search_epochs, initial=run.epoch, desc="search", unit="epoch", disable=not run.dist.is_main)
         while run.epoch < cfg.search_epochs:
             temperature = space.set_progress(run.epoch / max(cfg.search_epochs - 1, 1))
-            stats = train_epoch(run.qmodel, run.train_loader("search"), optimizers, run.device, extra_loss=penalty,
-                                after_step=after_step, desc=f"search {run.epoch + 1}/{cfg.search_epochs}")
+            stats = run.train_epoch(model, "search", optimizers, extra_loss=penalty, after_step=after_step,
+                                    desc=f"search {run.epoch + 1}/{cfg.search_epochs}")
             w_sched.step()
-            stats.update({f"val_{k}": v for k, v in evaluate(run.qmodel, run.val_loader(), run.device).items()})
+            stats.update({f"val_{k}": v for k, v in run.evaluate().items()})
             with torch.no_grad():
                 costs = space.expected_costs()
             w_bits, a_bits = space.mean_bits()
