@@ -16,12 +16,14 @@ from torch import nn
 
 from cost_models import HardwareProfile
 
+from ..deployment import restrict_to_target
+from ..distributed import current_context, on_main
 from ..qag import convert
 from ..run_dir import prepare_run_dir
-from .budgets import DEFAULT_BUDGETS, Budget, format_cost, parse_budget, parse_budgets
+from .budgets import DEFAULT_BUDGETS, Budget, default_budgets, format_cost, parse_budget, parse_budgets
 from .config import SearchConfig
 from .problem import Problem, exact_budget_spec, resolve_target, target_spec
-from .runner import Runner, SearchResult
+from .runner import Runner, SearchResult, resolve_device
 from .strategies import Strategy, StrategyError, get_strategy, list_strategies, register_strategy
 
 
@@ -53,17 +55,20 @@ def search(
     ``warm_start`` (a previous result's ``search_state``) starts the search from a neighbour's weights,
     logits and bits instead of from the float model.
     """
-    if run_dir is not None:
-        prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     cfg = SearchConfig(**{**(config.to_dict() if config else {}), **overrides})
+    if run_dir is not None:  # under torchrun only rank 0 touches the run directory; its errors reach every rank
+        on_main(current_context(resolve_device(cfg.device)),
+                lambda: prepare_run_dir(run_dir, resume=resume, overwrite=overwrite))
     profile = resolve_target(target if target is not None else cfg.target)
-    parsed = parse_budgets(budgets if budgets is not None else cfg.budgets)
+    given = budgets if budgets is not None else cfg.budgets
+    parsed = parse_budgets(given if given is not None else default_budgets(profile))
     cfg.target, cfg.budgets = target_spec(profile), [exact_budget_spec(b) for b in parsed]  # the run's record
     torch.manual_seed(cfg.seed)
     x0 = train_data[0][0]
     example = torch.stack([train_data[i][0] for i in range(min(2, len(train_data)))]).to(x0.dtype)
     qmodel = convert(model, example, schemes=cfg.schemes, bits_range=cfg.bits_range,
                      scheme_sharing=cfg.scheme_sharing, strict=cfg.strict)
+    restrict_to_target(qmodel, profile, allow_emulated=cfg.allow_emulated)  # the deployable space by default
     if warm_start is not None:
         qmodel.load_state_dict(warm_start)
     problem = Problem.build(qmodel.workload, profile, parsed, batch_size=cfg.cost_batch_size)
@@ -75,5 +80,5 @@ def search(
 
 
 __all__ = ["search", "SearchConfig", "SearchResult", "Runner", "Problem", "Budget", "parse_budget",
-           "parse_budgets", "DEFAULT_BUDGETS", "format_cost", "Strategy", "StrategyError", "register_strategy", "get_strategy",
+           "parse_budgets", "DEFAULT_BUDGETS", "default_budgets", "format_cost", "Strategy", "StrategyError", "register_strategy", "get_strategy",
            "list_strategies"]
