@@ -54,6 +54,14 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
+def _callback_keyword(optuna) -> str:
+    """RDBStorage's keyword for the stale-trial callback: renamed in optuna 5 (``failed_trial_callback`` in 4)."""
+    import inspect
+
+    parameters = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
+    return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in parameters else "failed_trial_callback"
+
+
 def open_storage(url: str, options: StudyOptions = StudyOptions()):
     """An optuna RDBStorage with heartbeats and retries of dead workers' trials, or one clear StudyError."""
     try:
@@ -70,7 +78,7 @@ def open_storage(url: str, options: StudyOptions = StudyOptions()):
             with _quiet_optuna():
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs=engine, heartbeat_interval=options.heartbeat_s, grace_period=options.grace_s,
-                    heartbeat_stale_trial_callback=_retry_callback(options.max_retry))
+                    **{_callback_keyword(optuna): _retry_callback(options.max_retry)})
         except IntegrityError:  # two workers created the schema at once; the other one's tables are there now
             time.sleep(0.2 * (attempt + 1))
         except (SQLAlchemyError, ImportError, ValueError) as exc:
