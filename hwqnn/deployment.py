@@ -277,8 +277,8 @@ def restrict_to_target(qmodel, profile, *, allow_emulated: bool = False) -> list
     if kept_float and len(kept_float) == len(qmodel.layer_names):
         hint = ("" if allow_emulated else "; search with --allow-emulated (allow_emulated=True) to price "
                 "non-native layers at their real fallback cost")
-        raise DeploymentError(f"{profile.name}: no layer of the model can be quantized natively on {spec.runtime} "
-                              f"(e.g. {reasons[0]}){hint}")
+        why = reasons[0] if spec.formats else f"{spec.runtime} has no native integer format on this device"
+        raise DeploymentError(f"{profile.name}: no layer of the model can be quantized natively ({why}){hint}")
     if kept_float:
         log.warning("%s: %d layer(s) stay float, as %s runs them (no native format): %s (e.g. %s)", profile.name,
                     len(kept_float), spec.runtime, ", ".join(kept_float), reasons[0])

@@ -24,9 +24,10 @@ def register(subparsers) -> None:
                               formatter_class=HelpFormatter)
     one_line_errors(p)
     p.add_argument("--target", default="jetson", help="hardware profile name or YAML path (hwqnn profiles list)")
-    p.add_argument("--sweep", default="latency=0.4x:1.0x:6",
+    p.add_argument("--sweep", default="auto:6",
                    help="METRIC=LOW:HIGH:COUNT (e.g. latency=0.4x:1.0x:6, size=200KiB:800KiB:4), or auto[:COUNT] "
-                        "to sweep latency where lower bits make the device faster and size elsewhere")
+                        "(default auto:6): latency where lower bits make the device faster, size where they shrink "
+                        "the stored model, one point where neither (TensorRT, TFLite: every deployable policy is int8)")
     p.add_argument("--out", default=None, help="sweep directory (default: runs/pareto-<model>-<target>-<time>)")
     p.add_argument("--storage", nargs="?", const="sqlite", default=None, metavar="URL",
                    help="evaluate the points through a shared optuna study that other workers started with the same "

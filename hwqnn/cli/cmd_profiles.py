@@ -43,6 +43,11 @@ def run_show(args) -> int:
     print(f"file: {profile.file}")
     print()
     print(numbers_table(profile.numbers()))
+    if profile.deployment is not None:
+        print()
+        print(profile.deployment.describe())
+        for fmt in profile.deployment.formats:
+            print(f"  {fmt.name}: {fmt.source}")
     return 0
 
 
