@@ -55,8 +55,12 @@ class CalibrationReport:
     def summary(self) -> str:
         params = ", ".join(f"{k} {self.params_before[k]:.4g} -> {self.params_after[k]:.4g}" for k in PARAMS)
         written = f"; wrote {self.out_path}" if self.out_path else ""
+        cv = self.extra.get("cross_validation")
+        held = (f"; leave-one-model-out {cv['mdape_prior']:.1f}% -> {cv['mdape_fit']:.1f}% ({cv['folds']} folds)"
+                if cv else "; no cross-validation (one model)")
+        refused = f"; {self.extra['not_written']}" if self.extra.get("not_written") else ""
         return (f"calibrated {self.device} on {len(self.rows)} rows (fitted {', '.join(self.fitted)}): {params}; "
-                f"median |error| {self.mdape_before:.1f}% -> {self.mdape_after:.1f}% (in-sample){written}")
+                f"median |error| {self.mdape_before:.1f}% -> {self.mdape_after:.1f}% (in-sample){held}{written}{refused}")
 
 
 def _decompose(profile: HardwareProfile, row: pd.Series) -> tuple[np.ndarray, np.ndarray, int, float]:
@@ -67,7 +71,10 @@ def _decompose(profile: HardwareProfile, row: pd.Series) -> tuple[np.ndarray, np
         raise CalibrationError(f"measurement row {row.name}: {exc}") from None
     unit = profile.with_params(efficiency=1.0, bandwidth_derating=1.0, layer_overhead_s=0.0)
     precisions = resolve_precisions(str(row["precision"]), workload.names)
-    layers = CostModel(workload, unit, int(row["batch_size"])).evaluate(precisions).layers
+    from .validate import deployed_float_op_bits
+
+    model = CostModel(workload, unit, int(row["batch_size"]), deployed_float_op_bits(str(row["precision"])))
+    layers = model.evaluate(precisions).layers
     own = ~layers["fallback"].to_numpy(bool)
     fixed = float(layers.loc[~own, "latency_s"].sum())
     return (layers.loc[own, "compute_s"].to_numpy(float), layers.loc[own, "memory_s"].to_numpy(float),
@@ -82,6 +89,63 @@ def _predict(parts, params: dict[str, float]) -> np.ndarray:
     ])
 
 
+#: Weight of the pull towards the shipped values, per fitted parameter (in decades for efficiency and
+#: derating, in milliseconds for the overhead), against log-latency residuals: a weak prior that keeps a
+#: fit on few or contradictory rows near the datasheet-derived start instead of at a bound.
+PRIOR_WEIGHT = 0.3
+
+
+def _params_fitted(n_rows: int) -> list[str]:
+    return list(PARAMS[:1] if n_rows == 1 else ("efficiency", "layer_overhead_s") if n_rows == 2 else PARAMS)
+
+
+def _fit(parts, measured: np.ndarray, before: dict[str, float]):
+    """Least squares on log latency with a weak prior towards ``before``; (params, result, fitted names)."""
+    fitted = _params_fitted(len(measured))
+
+    def to_x(name: str, value: float) -> float:
+        return value * 1e3 if name == "layer_overhead_s" else float(np.log10(value))
+
+    def to_params(x: np.ndarray) -> dict[str, float]:
+        params = dict(before)
+        for name, value in zip(fitted, x):
+            params[name] = float(value * 1e-3 if name == "layer_overhead_s" else 10.0 ** value)
+        return params
+
+    low = [to_x(n, BOUNDS[n][0]) for n in fitted]
+    high = [to_x(n, BOUNDS[n][1]) for n in fitted]
+    x0 = np.clip([to_x(n, before[n]) for n in fitted], low, high)
+    prior = PRIOR_WEIGHT / np.sqrt(len(measured))
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        data = np.log(_predict(parts, to_params(x))) - np.log(measured)
+        return np.concatenate([data, prior * (x - x0)])
+
+    result = least_squares(residuals, x0, bounds=(low, high), method="trf", diff_step=1e-3)
+    return to_params(result.x), result, fitted
+
+
+def _cross_validate(parts, measured: np.ndarray, before: dict[str, float], models: np.ndarray) -> dict | None:
+    """Leave-one-model-out: fit on the other models' rows, predict the left-out model's. None with one model.
+
+    Returns the median absolute percentage error of those predictions and of the prior (the profile as
+    given) on the same rows, and the number of folds.
+    """
+    names = list(dict.fromkeys(models))
+    if len(names) < 2:
+        return None
+    errors_fit, errors_prior = [], []
+    for name in names:
+        held = models == name
+        train = [p for p, h in zip(parts, held) if not h]
+        params, _, _ = _fit(train, measured[~held], before)
+        test = [p for p, h in zip(parts, held) if h]
+        errors_fit += list(np.abs(_predict(test, params) / measured[held] - 1) * 100)
+        errors_prior += list(np.abs(_predict(test, before) / measured[held] - 1) * 100)
+    return {"folds": len(names), "mdape_fit": float(np.median(errors_fit)),
+            "mdape_prior": float(np.median(errors_prior))}
+
+
 def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | os.PathLike | None = None
               ) -> tuple[HardwareProfile, CalibrationReport]:
     """Refit efficiency, bandwidth derating and layer overhead of ``profile`` to its measured rows.
@@ -89,7 +153,8 @@ def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | 
     Uses every row of ``measurements_csv`` (path or DataFrame) whose ``device`` is the profile's name.
     With fewer than 3 rows only efficiency (1 row) or efficiency and overhead (2 rows) are fitted.
     If ``out_path`` is given, the calibrated profile is written there (its name becomes the file
-    stem) with ``derived:`` notes, and re-read to validate it.
+    stem) with ``derived:`` notes, and re-read to validate it, but only when the fit's leave-one-model-out
+    error beats the shipped profile's on the same rows; otherwise ``report.extra["not_written"]`` says why.
     """
     base = load_profile(profile)
     rows = rows_for(read_measurements(measurements_csv), base.name)
@@ -99,25 +164,8 @@ def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | 
     parts = [_decompose(base, row) for _, row in rows.iterrows()]
     measured = rows["latency_ms"].to_numpy(float) / 1e3
     before = {k: float(getattr(base, k)) for k in PARAMS}
-    fitted = list(PARAMS[:1] if len(rows) == 1 else ("efficiency", "layer_overhead_s") if len(rows) == 2 else PARAMS)
-
-    def to_params(x: np.ndarray) -> dict[str, float]:
-        params = dict(before)
-        for name, value in zip(fitted, x):
-            params[name] = float(value * 1e-3 if name == "layer_overhead_s" else 10.0 ** value)
-        return params
-
-    def residuals(x: np.ndarray) -> np.ndarray:
-        return np.log(_predict(parts, to_params(x))) - np.log(measured)
-
-    def to_x(name: str, value: float) -> float:
-        return value * 1e3 if name == "layer_overhead_s" else float(np.log10(value))
-
-    low = [to_x(n, BOUNDS[n][0]) for n in fitted]
-    high = [to_x(n, BOUNDS[n][1]) for n in fitted]
-    x0 = np.clip([to_x(n, before[n]) for n in fitted], low, high)
-    result = least_squares(residuals, x0, bounds=(low, high), method="trf", diff_step=1e-3)
-    after = to_params(result.x)
+    after, result, fitted = _fit(parts, measured, before)
+    cv = _cross_validate(parts, measured, before, rows["model"].to_numpy(str))
 
     table = rows[["model", "input_size", "batch_size", "precision"]].copy()
     table["measured_s"] = measured
@@ -127,17 +175,34 @@ def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | 
     table["error_after_pct"] = 100 * (table["after_s"] / measured - 1)
 
     source = measurements_csv if not isinstance(measurements_csv, pd.DataFrame) else "a measurement table"
-    note = (f"calibrate() {datetime.date.today().isoformat()}: least squares on log latency over {len(rows)} "
+    note = (f"calibrate() {datetime.date.today().isoformat()}: least squares on log latency (weak prior towards the "
+            f"shipped value; leave-one-model-out error beat it) over {len(rows)} "
             f"measured rows of {Path(str(source)).name} for {base.name}")
     notes = {k: f"{note}; shipped value {before[k]:.6g}" for k in fitted}
     name = Path(out_path).stem if out_path is not None else base.name
     calibrated = base.with_params(**{k: after[k] for k in fitted}, name=name, notes=notes)
     report = CalibrationReport(device=base.name, fitted=fitted, params_before=before, params_after=after,
-                               rows=table, success=bool(result.success), message=str(result.message))
+                               rows=table, success=bool(result.success), message=str(result.message),
+                               extra={"cross_validation": cv})
     if out_path is not None:
-        calibrated = _write_profile(calibrated, Path(out_path))
-        report.out_path = str(out_path)
+        refused = _refusal(cv)
+        if refused:
+            report.extra["not_written"] = refused
+        else:
+            calibrated = _write_profile(calibrated, Path(out_path))
+            report.out_path = str(out_path)
     return calibrated, report
+
+
+def _refusal(cv: dict | None) -> str:
+    """Why a fit must not be written (empty: it may): it has to beat the prior on models it did not see."""
+    if cv is None:
+        return ("not written: the rows come from one model, so the fit cannot be cross-validated on a model it "
+                "did not see; add measurements of other models")
+    if not cv["mdape_fit"] < cv["mdape_prior"]:
+        return (f"not written: leave-one-model-out error {cv['mdape_fit']:.1f}% does not beat the shipped "
+                f"profile's {cv['mdape_prior']:.1f}% on the same rows ({cv['folds']} folds)")
+    return ""
 
 
 def _write_profile(profile: HardwareProfile, out: Path) -> HardwareProfile:

@@ -84,7 +84,8 @@ def smooth_max(a: Tensor, b: Tensor, temperature: float = SMOOTH_TEMPERATURE) ->
 class CostModel:
     """Costs of ``workload`` on ``profile`` at ``batch_size``, vectorized over layers and candidates."""
 
-    def __init__(self, workload: Workload, profile: HardwareProfile | str, batch_size: int = 1):
+    def __init__(self, workload: Workload, profile: HardwareProfile | str, batch_size: int = 1,
+                 float_op_bits: int | None = None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise CostModelError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if not isinstance(workload, Workload) or len(workload) == 0:
@@ -92,6 +93,11 @@ class CostModel:
         self.workload = workload
         self.profile = load_profile(profile)
         self.batch_size = batch_size
+        if float_op_bits is not None and float_op_bits not in (8, 16, 32):
+            raise CostModelError(f"float_op_bits must be 8, 16 or 32, got {float_op_bits!r}")
+        #: Width of the non-GEMM ops (adds, pooling, softmax...): None, the device's float width (what hwqnn's
+        #: exports run); 8 for a fully integer deployment (TFLite int8, as published benchmarks measure).
+        self.float_op_bits = float_op_bits
         deployment = self.profile.deployment
         #: True when the device's runtime stores weights in its containers (TensorRT int8), not bit-packed.
         self.stores_containers = deployment is not None and deployment.storage == "container"
@@ -193,15 +199,18 @@ class CostModel:
         return {name: torch.as_tensor(values, dtype=dtype, device=device) for name, values in per_row.items()}
 
     def _float_op_prices(self, device_scalars: dict | None = None) -> FloatOpPrices:
-        """The float ops' costs on this profile (cached): memory-bound kernels on its DRAM."""
+        """The float ops' costs on this profile (cached): memory-bound kernels on its DRAM (its SRAM where
+        that holds the activations), at ``float_op_bits``."""
         prices = self._cache.get("float_op_prices")
         if prices is None:
             if device_scalars is None:  # they are priced while the constants are built
                 self._constants(torch.float64, torch.device("cpu"))
                 return self._cache["float_op_prices"]
+            # On a device whose on-chip memory holds the activations (the Edge TPU), they never leave it.
+            level = "sram" if device_scalars["holds_activations"] else "dram"
             prices = self._cache["float_op_prices"] = price_float_ops(
-                self.workload, self.batch_size, device_float_bits(self.profile),
-                device_scalars["dram_spb"], device_scalars["dram_epb"], device_scalars["overhead"])
+                self.workload, self.batch_size, self.float_op_bits or device_float_bits(self.profile),
+                device_scalars[f"{level}_spb"], device_scalars[f"{level}_epb"], device_scalars["overhead"])
         return prices
 
     def float_op_costs(self) -> list[dict]:

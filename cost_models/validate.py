@@ -18,7 +18,7 @@ from scipy.stats import spearmanr
 from .calibrate import PARAMS, calibrate
 from .cost_model import CostModel
 from .measurements import MEASUREMENTS_CSV, read_measurements
-from .precision import resolve_precisions
+from .precision import parse_uniform, resolve_precisions
 from .profile import HardwareProfile
 from .profile_loader import load_profile
 from .reference_workloads import reference_workload
@@ -26,12 +26,20 @@ from .reference_workloads import reference_workload
 COMMAND = "python -m cost_models.validate > reports/cost_model_validation.md"
 
 
+def deployed_float_op_bits(precision: str) -> int:
+    """The width a published benchmark's non-GEMM ops ran at: an integer deployment quantizes them too
+    (int8 adds and pooling in TFLite and TensorRT INT8 engines); a float one runs them at its own width."""
+    p = parse_uniform(precision)
+    return p.a_bits if p.a_kind == "float" else 8
+
+
 def predict_ms(profile: HardwareProfile, rows: pd.DataFrame) -> np.ndarray:
     out = []
     for _, row in rows.iterrows():
         workload = reference_workload(str(row["model"]), int(row["input_size"]))
         precisions = resolve_precisions(str(row["precision"]), workload.names)
-        out.append(CostModel(workload, profile, int(row["batch_size"])).evaluate(precisions).latency_s * 1e3)
+        model = CostModel(workload, profile, int(row["batch_size"]), deployed_float_op_bits(str(row["precision"])))
+        out.append(model.evaluate(precisions).latency_s * 1e3)
     return np.array(out)
 
 

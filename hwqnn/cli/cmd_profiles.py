@@ -76,4 +76,7 @@ def run_calibrate(args) -> int:
     _, report = calibrate(args.profile, args.measurements, out_path=args.out)
     print(report.summary())
     print(report.rows.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.out and not report.out_path:  # the fit did not beat the shipped profile on unseen models
+        print(f"hwqnn profiles calibrate: {report.extra['not_written']}", file=sys.stderr)
+        return 1
     return 0

@@ -45,3 +45,37 @@ def test_calibrate_rejects_bad_tables():
     frame.loc[0, "model"] = "resnet9000"
     with pytest.raises(CalibrationError, match="unknown reference model 'resnet9000'"):
         calibrate("bismo", frame)
+
+
+def test_a_fit_that_does_not_beat_the_prior_on_unseen_models_is_not_written(tmp_path):
+    """The guard: the profile is exact for three models and one model's rows are 10x slower (a measurement
+    of something else). Fitted on folds that contain that model, the parameters move towards it and
+    predict the exact models worse than the profile does: the fit is not written."""
+    shipped = load_profile("jetson-orin-nano")
+    frame = _frame("jetson-orin-nano")
+    factor = {"resnet18": 1.0, "squeezenet1_1": 1.0, "vgg11": 1.0, "mobilenet_v1": 10.0}
+    frame["latency_ms"] = predict_ms(shipped, frame) * frame["model"].map(factor)
+    out = tmp_path / "overfit.yaml"
+    _, report = calibrate("jetson-orin-nano", frame, out_path=out)
+    cv = report.extra["cross_validation"]
+    assert cv["folds"] == 4 and not cv["mdape_fit"] < cv["mdape_prior"], cv
+    assert not out.exists() and report.out_path is None
+    assert "not written: leave-one-model-out error" in report.summary()
+
+
+def test_a_fit_that_beats_the_prior_on_unseen_models_is_written(tmp_path):
+    shipped = load_profile("jetson-orin-nano")
+    frame = _frame("jetson-orin-nano")
+    frame["latency_ms"] = predict_ms(shipped.with_params(**TRUTH), frame)
+    _, report = calibrate("jetson-orin-nano", frame, out_path=tmp_path / "lab.yaml")
+    cv = report.extra["cross_validation"]
+    assert cv["mdape_fit"] < 1.0 < cv["mdape_prior"] and (tmp_path / "lab.yaml").is_file()
+
+
+def test_rows_of_one_model_cannot_be_cross_validated_and_are_not_written(tmp_path):
+    frame = _frame("jetson-orin-nano")
+    frame = frame[frame["model"] == "resnet18"]
+    frame["latency_ms"] = predict_ms(load_profile("jetson-orin-nano").with_params(**TRUTH), frame)
+    _, report = calibrate("jetson-orin-nano", frame, out_path=tmp_path / "one.yaml")
+    assert report.extra["cross_validation"] is None and not (tmp_path / "one.yaml").exists()
+    assert "cannot be cross-validated" in report.extra["not_written"]

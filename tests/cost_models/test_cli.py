@@ -19,7 +19,9 @@ def test_profiles_list_show_validate(capsys):
 
 def test_profiles_show_prints_every_number_with_its_source(capsys):
     assert main(["profiles", "show", "jetson"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out
+    table, deployment = out.split("\n\nruntime: ")
+    lines = table.splitlines()
     assert lines[0].startswith("jetson-orin-nano (roofline): ")
     rows = {line.split()[0]: line for line in lines[3:]}
     assert "20 TOPS" in rows["compute.int.peak.8"] and "derived: NVIDIA Jetson Orin Nano Series Data Sheet" in rows[
@@ -28,6 +30,9 @@ def test_profiles_show_prints_every_number_with_its_source(capsys):
     assert "default: Horowitz" in rows["energy.int8_mac"]  # the file leaves energies to the defaults
     numbers = [line for line in lines[3:] if line.strip()]
     assert all(re.search(r"(source|derived|default): \S", line) for line in numbers[1:])
+    # then what the runtime executes natively, each format with its source
+    assert deployment.startswith("TensorRT") and "native int8 (fixed, 8-bit)" in deployment
+    assert "int8: source: NVIDIA TensorRT Developer Guide" in deployment
 
 
 def test_profiles_validate_reports_a_bad_file(tmp_path, capsys):

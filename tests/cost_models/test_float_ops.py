@@ -168,3 +168,24 @@ def test_cli_cost_table_lists_float_ops(capsys):
     assert "float ops (" in out
     rows = [line.split() for line in out.splitlines() if line.strip().startswith("blocks.0.attn.softmax")]
     assert rows and rows[0][1] == "softmax" and rows[0][3] == "fp16"
+
+
+def test_float_ops_of_a_fully_integer_deployment_and_on_chip_activations():
+    """Published benchmarks run adds and pooling in int8 (float_op_bits=8); the Edge TPU keeps
+    activations on chip, so its float ops do not pay the host link's bandwidth."""
+    from cost_models import CostModel, CostModelError, resolve_precisions
+    from cost_models.reference_workloads import reference_workload
+
+    workload = reference_workload("resnet50", 224)
+    precisions = resolve_precisions("w8a8", workload.names)
+
+    def float_latency(target, bits=None):
+        layers = CostModel(workload, target, float_op_bits=bits).evaluate(precisions).layers
+        return float(layers.loc[layers["pricing"] != "policy", "latency_s"].sum())
+
+    assert float_latency("jetson-orin-nano", 8) < float_latency("jetson-orin-nano")  # fp16 by default there
+    coral = float_latency("coral-edgetpu")
+    total = CostModel(workload, "coral-edgetpu").evaluate(precisions).latency_s
+    assert coral < 0.5 * total  # on-chip: the adds and pooling are not the bulk of a ResNet-50
+    with pytest.raises(CostModelError, match="float_op_bits must be 8, 16 or 32"):
+        CostModel(workload, "coral-edgetpu", float_op_bits=4)
