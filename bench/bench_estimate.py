@@ -1,4 +1,5 @@
-"""Time cost-model evaluation of a complete ResNet-50 policy (target: <= 5 ms once the workload exists).
+"""Time cost-model evaluation of a complete ResNet-50 policy (targets, once the workload exists: estimate()
+<= 2 ms (issue 13); estimate, the per-layer DataFrame and evaluate each <= 5 ms).
 
 Run: ``python bench/bench_estimate.py > reports/bench_estimate.md``. Prints a markdown report with
 median times over many runs, measured side by side in one process: estimate() (totals; the per-layer
@@ -98,9 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| extract the workload once (meta tensors, not timed above) | {extract_s * 1e3:.0f} ms | - | - |")
     worst_cpu = max(cpu for _, (_, cpu) in rows[:3])
     worst_wall = max(wall for _, (wall, _) in rows[:3])
-    print(f"\nRequirement: estimate/evaluate of a complete policy <= 5 ms once the workload is extracted: "
-          f"{'met' if worst_cpu <= 5e-3 else 'NOT met'} in CPU time (slowest of the first three rows "
-          f"{worst_cpu * 1e3:.3f} ms CPU, {worst_wall * 1e3:.3f} ms wall).")
+    estimate_wall, estimate_cpu = rows[0][1]
+    print(f"\nRequirements, once the workload is extracted: estimate() <= 2 ms: "
+          f"{'met' if estimate_cpu <= 2e-3 else 'NOT met'} ({estimate_cpu * 1e3:.3f} ms CPU, "
+          f"{estimate_wall * 1e3:.3f} ms wall); each of the first three rows <= 5 ms: "
+          f"{'met' if worst_cpu <= 5e-3 else 'NOT met'} in CPU time (slowest {worst_cpu * 1e3:.3f} ms CPU, "
+          f"{worst_wall * 1e3:.3f} ms wall).")
     return 0
 
 

@@ -70,9 +70,12 @@ def _inverse(value: float) -> float:
     return math.inf if not value > 0 else 1.0 / value
 
 
-def _largest(values: list[float]) -> float:
+def _largest(values) -> float:
     """The largest value, inf if any is NaN or infinite (plain max() lets a NaN slip through), 0 if none."""
-    return math.inf if not all(math.isfinite(v) for v in values) else max(values, default=0.0)
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return 0.0
+    return math.inf if not np.isfinite(array).all() else float(array.max())
 
 
 def smooth_max(a: Tensor, b: Tensor, temperature: float = SMOOTH_TEMPERATURE) -> Tensor:
@@ -122,11 +125,11 @@ class CostModel:
         slowest_byte = _largest([_inverse(level.bandwidth * p.bandwidth_derating) for p, level in levels
                                  if level.bandwidth is not None])
         worst = {
-            "latency": macs * _largest(tables.seconds_per_mac.ravel().tolist())
+            "latency": macs * _largest(tables.seconds_per_mac)
             * _largest([_inverse(p.efficiency) for p in self.devices])
             + moved * slowest_byte
             + (len(layers) + len(self.workload.float_ops)) * _largest([p.layer_overhead_s for p in self.devices]),
-            "energy": macs * _largest(tables.energy_per_mac.ravel().tolist())
+            "energy": macs * _largest(tables.energy_per_mac)
             + moved * len(levels) * _largest([level.energy_per_byte for _, level in levels]),
         }
         self._refuse_unbounded({f"worst-case {name}": value for name, value in worst.items()})
