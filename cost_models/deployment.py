@@ -55,9 +55,11 @@ class NativeFormat:
         return self.precision == "flexible"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DeploymentSpec:
-    """The runtime, its native formats, how the rest runs, and how weights are stored."""
+    """The runtime, its native formats, how the rest runs, and how weights are stored.
+
+    Compared and hashed by identity (one per loaded profile), so answers about it can be cached."""
 
     runtime: str
     formats: tuple[NativeFormat, ...]

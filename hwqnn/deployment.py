@@ -131,6 +131,7 @@ def native_container(scheme: str, role: str, bits: int, spec: DeploymentSpec,
     return None
 
 
+@lru_cache(maxsize=65536)  # asked for every candidate of every slot at every search step
 def price_tensor(scheme: str, role: str, bits: int, spec: DeploymentSpec | None,
                  op_type: str | None = None) -> TensorPrice:
     """How ``scheme`` at ``bits`` for ``role`` of an ``op_type`` layer (None: any) runs on a device with

@@ -79,24 +79,13 @@ def eval_shard(dataset, context: DistributedContext):
     return Subset(dataset, range(context.rank, len(dataset), context.world_size))
 
 
-@torch.no_grad()
 def evaluate_sharded(model, dataset, device: torch.device, context: DistributedContext,
                      batch_size: int = 256) -> dict[str, float]:
     """Top-1 accuracy (%) and mean cross-entropy over the whole ``dataset``, each rank scoring its shard."""
-    import torch.nn.functional as F
+    from ..searching.train import accuracy_and_loss, score
 
-    was_training = model.training
-    model.eval()
-    correct = total = loss_sum = 0.0
-    for x, y in DataLoader(eval_shard(dataset, context), batch_size=batch_size, shuffle=False):
-        x, y = x.to(device), y.to(device)
-        logits = model(x)
-        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(1) == y).sum())
-        total += int(y.numel())
-    model.train(was_training)
-    correct, total, loss_sum = all_reduce_sums(context, (correct, total, loss_sum))
-    return {"accuracy": 100.0 * correct / max(total, 1), "loss": loss_sum / max(total, 1)}
+    loader = DataLoader(eval_shard(dataset, context), batch_size=batch_size, shuffle=False)
+    return accuracy_and_loss(*all_reduce_sums(context, score(model, loader, device)))
 
 
 __all__ = ["per_rank_batch", "sharded_loader", "ShardedBatches", "loss_scale_of", "eval_shard", "evaluate_sharded"]

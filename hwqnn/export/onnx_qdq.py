@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..deployment import check_deployable
 from ..errors import ExportError
 from ..qag import QuantizedModel, QuantSlot
 from ..run_dir import atomic_write_bytes
@@ -64,6 +65,9 @@ def export_onnx(model: QuantizedModel, example_input, path: str | os.PathLike, *
         raise ExportError("export_onnx expects example_input to be one batched tensor, "
                           f"got {type(example_input).__name__}")
     opset = _choose_opset(opset, int4)
+    if target is not None:  # a layer the target's runtime cannot run at all is an error before any work
+        check_deployable(model.current_policy(), model.layer_names, target,
+                         [model.layer(n).op_type for n in model.layer_names])
     path = Path(path)
     was_training = model.training
     model.eval()

@@ -92,6 +92,7 @@ class QuantSlot(nn.Module):
             raise SchemeError(f"{self.role} slot: no candidate scheme is deployable on the target "
                               f"(candidates {self.scheme_names})")
         self.allowed_bits = {n: usable.get(n, ()) for n in self.scheme_names}
+        self._mask_cache = None
         self.deployment = deployment
         self.op_type = op_type
         flexible = [b for n, b in usable.items() if self.candidates[n].fixed_bits is None]
@@ -103,9 +104,13 @@ class QuantSlot(nn.Module):
                 self.bits.clamp_(*self.bits_range)
 
     def _mask(self) -> Tensor | None:
+        """Which candidates are deployable (cached: the forward of every search step reads it)."""
         if self.allowed_bits is None:
             return None
-        return torch.tensor([bool(self.allowed_bits.get(n)) for n in self.scheme_names])
+        cached = getattr(self, "_mask_cache", None)
+        if cached is None or cached.numel() != len(self.scheme_names):  # set_fixed may add a scheme
+            cached = self._mask_cache = torch.tensor([bool(self.allowed_bits.get(n)) for n in self.scheme_names])
+        return cached
 
     def _masked_alpha(self) -> Tensor:
         alpha = self.logits.alpha

@@ -11,8 +11,8 @@ from tqdm.auto import tqdm
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, device: torch.device) -> dict[str, float]:
-    """Top-1 accuracy (%) and mean cross-entropy over a loader, in eval mode."""
+def score(model: nn.Module, loader, device: torch.device) -> tuple[int, int, float]:
+    """(correct top-1, samples, summed cross-entropy) over a loader, in eval mode: sums, so shards add up."""
     was_training = model.training
     model.eval()
     correct, total, loss_sum = 0, 0, 0.0
@@ -23,7 +23,16 @@ def evaluate(model: nn.Module, loader, device: torch.device) -> dict[str, float]
         correct += int((logits.argmax(1) == y).sum())
         total += int(y.numel())
     model.train(was_training)
+    return correct, total, loss_sum
+
+
+def accuracy_and_loss(correct: float, total: float, loss_sum: float) -> dict[str, float]:
     return {"accuracy": 100.0 * correct / max(total, 1), "loss": loss_sum / max(total, 1)}
+
+
+def evaluate(model: nn.Module, loader, device: torch.device) -> dict[str, float]:
+    """Top-1 accuracy (%) and mean cross-entropy over a loader, in eval mode."""
+    return accuracy_and_loss(*score(model, loader, device))
 
 
 def train_epoch(

@@ -45,3 +45,21 @@ def test_the_same_policy_is_native_on_a_bit_flexible_target(tmp_path):
     policy = Policy({"default": LayerPolicy("zoom", 6, "uniform", 8)})
     _, _, report = _export(policy, "bitfusion", tmp_path)
     assert {d.status for d in report.deployments} == {"native"}
+
+
+def test_a_layer_the_runtime_cannot_run_at_all_is_an_error_before_anything_is_written(tmp_path):
+    import pytest
+    import yaml
+
+    from hwqnn.errors import DeploymentError
+
+    data = yaml.safe_load(open(cost_models.load_profile("jetson-orin-nano").file))
+    data["name"] = "strict-gpu"
+    data["deployment"]["otherwise"] = {"value": "unsupported", "source": "a runtime without a float fallback"}
+    (tmp_path / "strict-gpu.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    calibration, _, _ = inputs_for("tiny_cnn", size=8)
+    model = quantized_zoo_model("tiny_cnn", Policy({"default": LayerPolicy("zoom", 6, "uniform", 7)}), calibration)
+    profile = cost_models.load_profile(tmp_path / "strict-gpu.yaml")
+    with pytest.raises(DeploymentError, match="layer 'features.0.0' is not deployable on strict-gpu: zoom@6 weight"):
+        export_onnx(model, calibration[:4], tmp_path / "m.onnx", verify=False, target=profile)
+    assert not (tmp_path / "m.onnx").exists()
