@@ -32,13 +32,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cost_models import load_profile  # noqa: E402
 from hwqnn.data import load_dataset  # noqa: E402
+from hwqnn.deployment import restrict_to_target  # noqa: E402
 from hwqnn.export import export_onnx  # noqa: E402
 from hwqnn.models import create_model, list_models, model_spec  # noqa: E402
 from hwqnn.policy import Policy  # noqa: E402
 from hwqnn.qag import QuantizedModel, apply_policy  # noqa: E402
 
 COMMAND = "python bench/bench_export_latency.py > reports/export_latency.md"
+#: The profile of the runtime measured here (ONNX Runtime's CPU execution provider): the export takes its
+#: activation type (uint8, U8S8) and states per layer how that runtime runs it.
+TARGET = load_profile("x86-avx2-vnni")
 INPUT, OUTPUT = "input", "output"
 CALIBRATION_SIZE = 32
 #: The reference activation types tried for ``quantize_static``.
@@ -72,6 +77,7 @@ def quantized_w8a8(model: torch.nn.Module, calibration: torch.Tensor) -> Quantiz
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # branchy_cnn's fx fallback warns by design
         quantized = apply_policy(copy.deepcopy(model), Policy.uniform("w8a8"), calibration[:2])
+        restrict_to_target(quantized, TARGET)  # as a search for this target does: joins may go unsigned there
     quantized.calibrate([calibration])
     return quantized.eval()
 
@@ -118,7 +124,7 @@ def build_graphs(model_name: str, folder: Path, batches: list[int]) -> Graphs:
     example = inputs[max(batches)]
     paths = {"fp32": folder / f"{model_name}_fp32.onnx", "hwqnn": folder / f"{model_name}_hwqnn.onnx"}
     export_float(model, example, paths["fp32"])
-    report = export_onnx(quantized_w8a8(model, calibration), example, paths["hwqnn"])
+    report = export_onnx(quantized_w8a8(model, calibration), example, paths["hwqnn"], target=TARGET)
     notes = [f"hwqnn export: ORT (optimized) vs PyTorch top-1 agreement {report.top1_agreement_optimized}"]
     for activation in ORT_ACTIVATIONS:
         paths[activation] = folder / f"{model_name}_ort_{activation}.onnx"

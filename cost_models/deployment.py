@@ -67,6 +67,9 @@ class DeploymentSpec:
     float_bits: int
     storage: str
     sources: dict[str, str] = field(default_factory=dict)
+    #: The one integer type the runtime wants every 8-bit Q/DQ activation in (``"uint8"`` for ONNX
+    #: Runtime's U8S8 kernels on x86), or None: each grid in its natural container (TensorRT: int8).
+    activation_type: str | None = None
 
     @property
     def flexible(self) -> bool:
@@ -85,7 +88,8 @@ class DeploymentSpec:
         return "\n".join(lines)
 
 
-_SECTION_FIELDS = {"runtime", "formats", "otherwise", "float_bits", "storage"}
+_SECTION_FIELDS = {"runtime", "formats", "otherwise", "float_bits", "storage", "activation_type"}
+ACTIVATION_TYPES = ("int8", "uint8")
 _FORMAT_FIELDS = {"name", "precision", "bits", "weight", "activation", "weight_scales", "ops"}
 
 
@@ -140,7 +144,14 @@ def parse_deployment(r, node, compute: dict, kind_type: str, max_bits: int, has_
                               f"peak or drop the width")
         formats.append(fmt)
     sources = {"runtime": runtime_note, "otherwise": otherwise_note, "storage": storage_note}
-    return DeploymentSpec(runtime, tuple(formats), otherwise, float_bits, storage, sources)
+    activation_type = None
+    if "activation_type" in node:
+        activation_type, sources["activation_type"] = _choice(r, node["activation_type"], "deployment.activation_type",
+                                                              ACTIVATION_TYPES)
+        if not any(f.activation == "asymmetric" for f in formats):
+            raise r.error("deployment.activation_type.value", "one activation type for every tensor needs a zero "
+                          "point (a signed grid in uint8), but no format has asymmetric activations")
+    return DeploymentSpec(runtime, tuple(formats), otherwise, float_bits, storage, sources, activation_type)
 
 
 def _choice(r, node, field: str, allowed: tuple[str, ...]) -> tuple[str, str]:

@@ -259,6 +259,9 @@ def restrict_to_target(qmodel, profile, *, allow_emulated: bool = False) -> list
     spec = profile.deployment
     if spec is None:
         return []
+    symmetric_only = not spec.flexible and all(f.activation == "symmetric" for f in spec.formats)
+    for join in qmodel.joins():  # unsigned 8-bit codes do not fit symmetric int8: joins stay signed there
+        join.set_signed_only(symmetric_only)
     wanted = (NATIVE,) if not allow_emulated else (NATIVE, EMULATED, FLOAT, UNKNOWN)
     kept_float, reasons = [], []
     for layer, role, slot in qmodel.slots():

@@ -60,14 +60,15 @@ def gather_rows(x: Tensor, context: DistributedContext) -> tuple[Tensor, list[in
 
 
 def batch_slots(qmodel) -> list[nn.Module]:
-    """The slots whose input is an activation: each op's activation slot, and the weight slot of a matmul
-    whose second operand is an activation (``q @ k^T``)."""
+    """The slots whose input is an activation: each op's activation slot, the weight slot of a matmul
+    whose second operand is an activation (``q @ k^T``), and the joins' own slots."""
     slots = []
     for op in qmodel.quant_ops():
         if not getattr(op, "weight_only", False):
             slots.append(op.act_slot)
         if not getattr(op, "weight_is_param", True):
             slots.append(op.weight_slot)
+    slots.extend(join.act_slot for join in qmodel.joins())
     return slots
 
 

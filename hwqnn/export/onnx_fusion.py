@@ -11,6 +11,15 @@ Only float rounding changes (as with any BatchNorm folding).
 Gemm bias split. ONNX Runtime runs ``DQ(x), DQ(w) -> Gemm`` as an integer QGemm with a float output
 only when the bias is absent or an int32 DequantizeLinear; a float bias (the exporter's) keeps it in
 float. Rounding the bias to int32 would change the result, so it moves into an Add after the Gemm.
+
+Q/DQ before layout ops. ``GlobalAveragePool -> Flatten -> Q -> DQ -> Gemm`` keeps the pool in float: the
+runtime's QLinearGlobalAveragePool needs the Q right after the pool. A per-tensor Q/DQ commutes with a
+layout op (Flatten, Reshape, Squeeze, Unsqueeze, Transpose only move elements), so a copy of the pair
+goes in front of it as well: ``-> Q -> DQ -> Flatten -> Q -> DQ ->``. The values are unchanged (quantizing
+quantized values again on the same grid is the identity), and the runtime runs the layout op on integers.
+In the other direction, ``DQ -> Slice -> Pad -> Add`` (a ResNet option-A shortcut) gets a Q/DQ on the
+grid of that DQ after the last move: slicing and zero padding keep every value on the grid, so this is
+exact too, and the runtime runs the addition as QLinearAdd.
 """
 
 from __future__ import annotations
@@ -41,7 +50,118 @@ def prepare_for_fusion(model) -> list[FoldedNorm]:
     """Apply every rewrite to ``model`` in place; return the folded BatchNorms (their weights' grids changed)."""
     folded = fold_batch_norms(model)
     split_gemm_biases(model)
+    quantize_before_layout_ops(model)
+    requantize_after_moves(model)
     return folded
+
+
+#: Ops after which a dequantized tensor's values are still on its grid.
+_MOVES = frozenset({"Slice", "Pad", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose"})
+#: Readers worth a Q/DQ in front: ONNX Runtime has integer kernels for them.
+_INTEGER_READERS = frozenset({"Add", "Concat"})
+
+
+def requantize_after_moves(model) -> int:
+    """``DQ -> Slice/Pad... -> Add`` becomes ``DQ -> Slice/Pad... -> Q -> DQ -> Add`` with the first DQ's
+    per-tensor grid; return how many."""
+    onnx = import_onnx()
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    inits = {i.name: i for i in graph.initializer}
+    readers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+
+    def zero_pad(node) -> bool:
+        mode = next((a.s.decode() for a in node.attribute if a.name == "mode"), "constant")
+        if mode != "constant":
+            return False
+        if len(node.input) < 3 or not node.input[2]:
+            return True
+        value = inits.get(node.input[2])
+        return value is not None and not np.any(onnx.numpy_helper.to_array(value))
+
+    def grid_of(name: str):
+        node = producer.get(name)
+        while node is not None and node.op_type in _MOVES and (node.op_type != "Pad" or zero_pad(node)):
+            node = producer.get(node.input[0])
+        if node is None or node.op_type != "DequantizeLinear" or any(a.name == "axis" for a in node.attribute):
+            return None
+        return node
+
+    inserts: dict[str, list] = {}
+    for node in graph.node:
+        if node.op_type not in _MOVES or (node.op_type == "Pad" and not zero_pad(node)):
+            continue
+        users = readers.get(node.output[0], [])
+        if not any(u.op_type in _INTEGER_READERS for u in users) or any(u.op_type in _MOVES for u in users):
+            continue
+        dequantize = grid_of(node.output[0])
+        if dequantize is None:
+            continue
+        stem = f"{node.name}/requantize"
+        quantized, dequantized = f"{stem}_quantized", f"{stem}_dequantized"
+        inserts[node.name] = [
+            onnx.helper.make_node("QuantizeLinear", [node.output[0], *dequantize.input[1:]], [quantized],
+                                  name=f"{stem}/QuantizeLinear"),
+            onnx.helper.make_node("DequantizeLinear", [quantized, *dequantize.input[1:]], [dequantized],
+                                  name=f"{stem}/DequantizeLinear")]
+        for user in users:
+            for i, name in enumerate(user.input):
+                if name == node.output[0]:
+                    user.input[i] = dequantized
+    if inserts:
+        nodes = []
+        for node in graph.node:
+            nodes.append(node)
+            nodes.extend(inserts.get(node.name, []))
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return len(inserts)
+
+
+LAYOUT_OPS = frozenset({"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose"})
+
+
+def quantize_before_layout_ops(model) -> int:
+    """``x -> Flatten -> Q -> DQ`` becomes ``x -> Q -> DQ -> Flatten -> Q -> DQ`` (per-tensor Q, the layout op
+    the only reader of ``x``, ``x`` not already dequantized); return how many."""
+    onnx = import_onnx()
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    graph_outputs = {o.name for o in graph.output}
+    moves: dict[str, list] = {}  # layout node name -> the Q/DQ nodes to put in front of it
+    for node in graph.node:
+        if node.op_type != "QuantizeLinear" or any(a.name == "axis" for a in node.attribute):
+            continue
+        layout = producer.get(node.input[0])
+        if layout is None or layout.op_type not in LAYOUT_OPS or readers.get(layout.output[0]) != 1:
+            continue
+        source = layout.input[0]
+        before = producer.get(source)
+        if (before is None or before.op_type in ("DequantizeLinear", "QuantizeLinear") or readers.get(source) != 1
+                or source in graph_outputs):
+            continue
+        stem = f"{node.name}/before_{layout.op_type}"
+        quantized, dequantized = f"{stem}_quantized", f"{stem}_dequantized"
+        moves[layout.name] = [
+            onnx.helper.make_node("QuantizeLinear", [source, *node.input[1:]], [quantized], name=f"{stem}/QuantizeLinear"),
+            onnx.helper.make_node("DequantizeLinear", [quantized, *node.input[1:]], [dequantized],
+                                  name=f"{stem}/DequantizeLinear")]
+        layout.input[0] = dequantized
+    if moves:
+        nodes = []
+        for node in graph.node:
+            nodes.extend(moves.get(node.name, []))
+            nodes.append(node)
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return len(moves)
 
 
 def split_gemm_biases(model) -> int:

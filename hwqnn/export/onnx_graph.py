@@ -52,6 +52,7 @@ def rewrite_markers(model, plans: list[TensorPlan]) -> None:
     renames: dict[str, str] = {}
     absorbed: set[str] = set()
     occurrences: dict[int, int] = {}
+    expanded: dict[tuple[int, str], str] = {}
     nodes, initializers = [], []
     for node in graph.node:
         if node.output and node.output[0] in absorbed:
@@ -65,6 +66,12 @@ def rewrite_markers(model, plans: list[TensorPlan]) -> None:
         if tag not in by_tag:
             raise ExportError(f"internal error: marker tag {tag} has no export plan")
         plan = by_tag[tag]
+        if plan.record.kind != "constant" and (tag, node.input[0]) in expanded:
+            # One slot quantizing one tensor twice (a conv's input that is also a residual add's, see
+            # qag.joins): one Q/DQ pair serves both consumers, so the runtime sees one quantized tensor.
+            renames[node.output[0]] = expanded[(tag, node.input[0])]
+            continue
+        expanded[(tag, node.input[0])] = node.output[0]
         count = occurrences[tag] = occurrences.get(tag, 0) + 1
         prefix = f"{plan.record.layer}.{plan.record.role}" + (f".call{count}" if count > 1 else "")
         source, target = node.input[0], node.output[0]

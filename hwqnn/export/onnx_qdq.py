@@ -24,7 +24,7 @@ import torch
 
 from ..deployment import check_deployable
 from ..errors import ExportError
-from ..qag import QuantizedModel, QuantSlot
+from ..qag import QuantizedModel, QuantJoin, QuantSlot
 from ..run_dir import atomic_write_bytes
 from ._onnx import import_onnx, import_onnxruntime
 from .containers import CONTAINERS, INT4_OPSET
@@ -33,7 +33,7 @@ from .markers import MARKER_DOMAIN, swapped_slots
 from .onnx_fusion import FoldedNorm, prepare_for_fusion
 from .onnx_graph import rewrite_markers
 from .packing import SCALE_BYTES
-from .planner import TensorPlan, capture_slot_calls, plan_tensors
+from .planner import TensorPlan, capture_slot_calls, join_routes, plan_tensors
 from .report import ExportReport, SizeReport, TensorExport
 from .sidecar import sidecar_path_for, write_sidecar
 from .tensorrt_rules import TENSORRT_MIN_OPSET, check_tensorrt_rules
@@ -76,7 +76,8 @@ def export_onnx(model: QuantizedModel, example_input, path: str | os.PathLike, *
         # Probing the quantizers (grids, thresholds) must not change the model: restore its state after.
         state = copy.deepcopy(model.state_dict())
         try:
-            plans = plan_tensors(model, captured, int4=int4, opset=opset)
+            activation_type = getattr(getattr(target, "deployment", None), "activation_type", None)
+            plans = plan_tensors(model, captured, int4=int4, opset=opset, activation_type=activation_type)
             onnx_model, trace_warnings = _export_marked(model, plans, example_input, opset)
         finally:
             model.load_state_dict(state)
@@ -92,9 +93,11 @@ def export_onnx(model: QuantizedModel, example_input, path: str | os.PathLike, *
     atomic_write_bytes(path, data)
     violations = check_tensorrt_rules(onnx_model)
     _judge_tensorrt(plans, violations, opset)
-    report = ExportReport(path, sidecar_path_for(path), opset, int4, [p.record for p in plans],
+    joined = [p for p in plans if isinstance(p.op, QuantJoin)]
+    report = ExportReport(path, sidecar_path_for(path), opset, int4,
+                          [p.record for p in plans if not isinstance(p.op, QuantJoin)],
                           _sizes(model, plans, len(data)), tensorrt_violations={k: v for k, v in violations.items() if v},
-                          warnings=trace_warnings)
+                          warnings=trace_warnings, joins=[p.record for p in joined])
     if target is not None:
         _judge_target(report, model, target)
     if verify:
@@ -118,6 +121,7 @@ def _export_marked(model: QuantizedModel, plans: list[TensorPlan], example_input
     """Export the float graph with markers in place of the planned slots; return it and tracer warnings."""
     onnx = import_onnx()
     replacements = {(p.op, p.attribute): p.marker for p in plans if p.marker is not None}
+    replacements.update(join_routes(model, plans))  # decided before any slot is swapped for its marker
     buffer = io.BytesIO()
     with swapped_slots(replacements), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

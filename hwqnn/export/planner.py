@@ -8,6 +8,7 @@ the output is the reference, and a representation is kept only if it reproduces 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from torch import Tensor, nn
 from ..errors import ExportError
 from ..qag import QuantizedModel, QuantOp, QuantSlot
 from ..quantizers import Scheme
-from .containers import Container, choose_container
+from .containers import CONTAINERS, Container, choose_container
 from .grids import (
     ACTIVATION_MISMATCH_LIMIT,
     IntegerGrid,
@@ -37,6 +38,7 @@ from .report import TensorExport
 log = logging.getLogger(__name__)
 
 SLOT_ATTRIBUTES = (("weight_slot", "weight"), ("act_slot", "activation"))
+CONTAINERS_BY_NAME = {c.name: c for c in CONTAINERS}
 #: Real activation values used to seed the threshold search (see ``lut.find_steps``).
 MAX_PROBES = 4096
 #: Elements (input, output pairs) on which an activation representation is checked.
@@ -74,7 +76,8 @@ def capture_slot_calls(model: QuantizedModel, example_input) -> tuple[dict[int, 
     def record(module: nn.Module, args: tuple, output: Tensor) -> None:
         captured.setdefault(id(module), []).append(SlotCall(args[0].detach(), output.detach()))
 
-    hooks = [slot.register_forward_hook(record) for _, _, slot in model.slots()]
+    slots = [slot for _, _, slot in model.slots()] + [join.act_slot for join in model.joins()]
+    hooks = [slot.register_forward_hook(record) for slot in slots]
     try:
         with torch.no_grad():
             output = model(*(example_input if isinstance(example_input, tuple) else (example_input,)))
@@ -101,8 +104,12 @@ def sample_elements(calls: list[SlotCall], limit: int = MAX_CHECKED) -> tuple[Te
     return inputs, outputs
 
 
-def plan_tensors(model: QuantizedModel, captured: dict[int, list[SlotCall]], *, int4: bool, opset: int) -> list[TensorPlan]:
-    """One :class:`TensorPlan` per slot, in execution order."""
+def plan_tensors(model: QuantizedModel, captured: dict[int, list[SlotCall]], *, int4: bool, opset: int,
+                 activation_type: str | None = None) -> list[TensorPlan]:
+    """One :class:`TensorPlan` per slot, in execution order (then the joins' own quantizers).
+
+    ``activation_type`` (``"int8"``/``"uint8"``): every 8-bit activation Q/DQ goes into that type, a zero
+    point shifting its grid there (see ``DeploymentSpec.activation_type``); None: its natural container."""
     plans = []
     for op in model.quant_ops():
         for attribute, role in SLOT_ATTRIBUTES:
@@ -132,8 +139,43 @@ def plan_tensors(model: QuantizedModel, captured: dict[int, list[SlotCall]], *, 
             if constant:
                 _plan_constant(plan, slot, scheme, calls[0], int4=int4, opset=opset)
             else:
-                _plan_dynamic(plan, slot, scheme, calls, int4=int4, opset=opset)
+                _plan_dynamic(plan, slot, scheme, calls, int4=int4, opset=opset, activation_type=activation_type)
+    for join in model.joins():
+        plans.extend(_plan_join(join, captured, len(plans), int4=int4, opset=opset, activation_type=activation_type))
     return plans
+
+
+def _plan_join(join, captured: dict[int, list[SlotCall]], tag: int, *, int4: bool, opset: int,
+               activation_type: str | None) -> list[TensorPlan]:
+    """A join's own quantizer, when it ran (an inactive join, or one that shares its sibling's slot, has none)."""
+    slot = join.act_slot
+    calls = captured.get(id(slot), [])
+    if not calls or slot.mode != "fixed":
+        return []
+    plan = TensorPlan(tag, join, "act_slot", TensorExport(
+        join.name, "activation", "dynamic", slot.fixed_scheme, slot.fixed_bits, "float",
+        shape=list(calls[0].input.shape)))
+    _plan_dynamic(plan, slot, slot.candidates[slot.fixed_scheme], calls, int4=int4, opset=opset,
+                  activation_type=activation_type)
+    return [plan]
+
+
+def join_routes(model: QuantizedModel, plans: list[TensorPlan]) -> dict[tuple[nn.Module, str], nn.Module]:
+    """What each join's tensor goes through while the marked graph is traced: its own marker, the marker
+    of the slot it shares (the same Q/DQ then serves both consumers), or nothing (inactive)."""
+    markers = {(id(p.op), p.attribute): p.marker for p in plans if p.marker is not None}
+    routes = {}
+    for join in model.joins():
+        shared = join.shared_slot() if join.active else None
+        if shared is not None:
+            marker = markers.get((id(join._sibling), "act_slot"))
+        elif join.active:
+            marker = markers.get((id(join), "act_slot"))
+        else:
+            marker = nn.Identity()
+        if marker is not None:
+            routes[(join, "route")] = marker
+    return routes
 
 
 def _container_record(plan: TensorPlan, grid: IntegerGrid, container: Container) -> None:
@@ -190,7 +232,7 @@ def _max_levels_per_channel(values: Tensor, axis: int | None) -> int:
 
 
 def _plan_dynamic(plan: TensorPlan, slot: QuantSlot, scheme: Scheme, calls: list[SlotCall], *, int4: bool,
-                  opset: int) -> None:
+                  opset: int, activation_type: str | None = None) -> None:
     """Activations: a (Clip ->) QuantizeLinear -> DequantizeLinear pair when the scheme's grid is static."""
     record, x = plan.record, calls[0].input
     sample, reference = sample_elements(calls)
@@ -225,6 +267,8 @@ def _plan_dynamic(plan: TensorPlan, slot: QuantSlot, scheme: Scheme, calls: list
         else:
             record.reason = reason
         return
+    if activation_type is not None and container.bits == 8 and container.name != activation_type:
+        grid, container = _shifted(grid, CONTAINERS_BY_NAME[activation_type])
     if container.bits == 4 and (grid.qmin, grid.qmax) != (container.low, container.high):
         container = choose_container(grid.qmin, grid.qmax, grid.zero_point, int4=False, opset=opset)
         record.reason = (f"INT4 asked, written as {container.name}: the grid [{grid.qmin}, {grid.qmax}] needs a Clip "
@@ -237,6 +281,13 @@ def _plan_dynamic(plan: TensorPlan, slot: QuantSlot, scheme: Scheme, calls: list
         record.clip = [float(np.float32((grid.qmin - zero_point) * scale)),
                        float(np.float32((grid.qmax - zero_point) * scale))]
     plan.marker = DynamicMarker(plan.tag, [c.output for c in calls])
+
+
+def _shifted(grid: IntegerGrid, container: Container) -> tuple[IntegerGrid, Container]:
+    """The same levels in the other 8-bit type: codes and zero point moved by 128 (int8 <-> uint8)."""
+    offset = container.low - (-128 if container.low == 0 else 0)
+    return dataclasses.replace(grid, zero_point=grid.zero_point + offset, qmin=grid.qmin + offset,
+                               qmax=grid.qmax + offset), container
 
 
 def _plan_lookup(plan: TensorPlan, slot: QuantSlot, sample: Tensor, reference: Tensor, calls: list[SlotCall], *,

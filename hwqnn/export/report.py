@@ -116,6 +116,9 @@ class ExportReport:
     target: str | None = None
     #: Per layer on the target: native (as which format), emulated or float (``deployability.LayerDeployment``).
     deployments: list = field(default_factory=list)
+    #: The joins' own quantizers (inputs of residual adds and pools that convs feed, see ``hwqnn.qag.joins``),
+    #: named ``<op>.in<k>``; a join that shares a layer's activation Q/DQ has none of its own.
+    joins: list[TensorExport] = field(default_factory=list)
 
     def layers(self) -> list[dict]:
         """One row per layer: representation of its weight and activation, TensorRT-native or not."""
@@ -154,6 +157,11 @@ class ExportReport:
                 deploy = f"  {row['deploy_status']}{fmt} ({row['deploy_precision']})"
             lines.append(f"{row['layer']:<32} {weight:<30} {act:<30} {'yes' if row['tensorrt_native'] else 'no':<13}"
                          f"{deploy}".rstrip())
+        if self.joins:
+            kinds = sorted({f"{t.representation}" for t in self.joins})
+            trt = sum(bool(t.tensorrt_native) for t in self.joins)
+            lines.append(f"joins: {len(self.joins)} input(s) of residual adds and pools quantized by their own "
+                         f"8-bit quantizer ({', '.join(kinds)}; {trt} TensorRT-int8)")
         fraction = self.native_fraction()
         if fraction is not None:
             lines.append(f"{fraction:.0%} of quantized layers run natively on {self.target}")
@@ -180,6 +188,7 @@ class ExportReport:
                              "top1_agreement_optimized": self.top1_agreement_optimized},
             "layers": self.layers(),
             "tensors": [t.to_dict() for t in self.tensors],
+            "joins": [t.to_dict() for t in self.joins],
             "tensorrt_violations": self.tensorrt_violations,
             "warnings": list(self.warnings),
             "target": self.target,

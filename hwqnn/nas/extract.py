@@ -74,7 +74,8 @@ def extract(supernet: Supernet, subnet: Subnet, calib: list[Tensor]) -> Quantize
     """The fixed quantized standalone model of ``subnet`` (eval mode), equal to the supernet's subnet."""
     float_net = extract_float(supernet, subnet, calib)
     example = torch.zeros(2, *supernet.space.input_shape)
-    qmodel = apply_policy(float_net, subnet.policy(supernet.space), example)
+    # The supernet trains without joins (its adds and pools stay float), so the subnet does too.
+    qmodel = apply_policy(float_net, subnet.policy(supernet.space), example, joins=False)
     copy_quantizers(supernet, qmodel)
     return qmodel.eval()
 

@@ -2,6 +2,7 @@
 
 from .attention import QuantAttentionCore, QuantCompound, QuantMultiheadAttention
 from .convert import QuantizedModel, apply_policy, convert
+from .joins import QuantJoin
 from .ops import QuantEinsumOp, QuantEmbeddingOp, QuantFunctionOp, QuantModuleOp, QuantOp
 from .recurrent import QuantRNN
 from .region import QuantRegion
@@ -9,4 +10,4 @@ from .slot import QuantSlot, SchemeLogits
 
 __all__ = ["convert", "apply_policy", "QuantizedModel", "QuantOp", "QuantModuleOp", "QuantFunctionOp",
            "QuantEinsumOp", "QuantEmbeddingOp", "QuantCompound", "QuantAttentionCore", "QuantMultiheadAttention",
-           "QuantRNN", "QuantRegion", "QuantSlot", "SchemeLogits"]
+           "QuantRNN", "QuantJoin", "QuantRegion", "QuantSlot", "SchemeLogits"]

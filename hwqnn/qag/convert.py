@@ -36,9 +36,10 @@ from ..errors import ConversionError, PolicyError
 from ..policy import FLOAT, LayerPolicy, Policy
 from .attention import SlotFactory
 from .float_ops import FloatOp, FloatOpFinder, graph_float_ops, merge_owners
+from .joins import QuantJoin, ignore_missing_join_state, insert_joins
 from .ops import QuantOp
 from .region import QuantRegion, wrap_forward
-from .rewrite import OPS_ROOT, rewrite_graph
+from .rewrite import OPS_ROOT, owner_path, rewrite_graph
 from .slot import QuantSlot, SchemeLogits
 from .swap import (
     QAG_LEAVES,
@@ -72,6 +73,7 @@ class QuantizedModel(nn.Module):
         self.workload: Workload | None = None
         self.fallback_modules: list[str] = []
         self.float_ops: list[str] = []
+        self.register_load_state_dict_post_hook(ignore_missing_join_state)
 
     def forward(self, *args, **kwargs):
         return self.net(*args, **kwargs)
@@ -90,6 +92,10 @@ class QuantizedModel(nn.Module):
             if op.layer_name == name:
                 return op
         raise PolicyError(f"model has no quantized layer '{name}'; layers: {self.layer_names}")
+
+    def joins(self) -> list[QuantJoin]:
+        """The quantizers on the inputs of residual adds and pools that convs feed (see ``qag.joins``)."""
+        return [m for m in self.modules() if isinstance(m, QuantJoin)]
 
     def slots(self) -> list[tuple[str, str, QuantSlot]]:
         """(layer name, "weight" | "activation", slot) for every slot, in execution order (a weight-only
@@ -261,7 +267,7 @@ def _run_float_model(model: nn.Module, args: tuple) -> list:
 
 
 def _convert_structure(net: nn.Module, make_slots: SlotFactory, regions: dict, leaf_modules, autowrap_functions,
-                       n_args: int):
+                       n_args: int, joins: bool = True):
     """Trace and rewrite ``net`` (or module-swap it when it cannot be traced); returns (converted module,
     leaf-fallback paths, the root's tracing error or None). Regions it creates go into ``regions``."""
     if is_library_leaf(net):  # a torch.nn container such as nn.Transformer: fx would keep it whole anyway
@@ -277,6 +283,8 @@ def _convert_structure(net: nn.Module, make_slots: SlotFactory, regions: dict, l
         wrap_forward(net, "", make_slots, regions)
         return net, [""], root_error
     rewrite_graph(gm, net, make_slots, lambda path, module: module_op(path, module, make_slots))
+    if joins:
+        insert_joins(gm, owner_path, OPS_ROOT)
     convert_leaves(gm, make_slots, regions)
     for path in fallbacks:  # untraceable submodules: their own GEMM calls get QuantOps too
         leaf = gm.get_submodule(path)
@@ -296,13 +304,15 @@ def convert(
     leaf_modules: Iterable[type] = (),
     autowrap_functions: Iterable[Callable] = (),
     strict: bool = False,
+    joins: bool = True,
 ) -> QuantizedModel:
     """Convert a float model into a :class:`QuantizedModel` with every slot in float bypass.
 
     The input model is not modified (its forward hooks are kept in the copy). ``schemes`` are the
     candidates of every slot (default: all registered); ``scheme_sharing`` is ``"layer"`` (own logits per
     slot) or ``"model"``. GEMMs that would stay float are listed in ``float_ops`` with a warning, or, with
-    ``strict=True``, raise a ConversionError listing them.
+    ``strict=True``, raise a ConversionError listing them. ``joins=False`` leaves the inputs of residual adds
+    and pools unquantized (see :mod:`hwqnn.qag.joins`; for a model trained that way).
     """
     if not isinstance(model, nn.Module):
         raise ConversionError(f"convert expects an nn.Module, got {type(model).__name__}")
@@ -318,7 +328,7 @@ def convert(
     net = replace_compound_modules(copy.deepcopy(model).eval(), make_slots)
     regions: dict[str, QuantRegion] = {}
     converted, fallbacks, root_error = _convert_structure(net, make_slots, regions, leaf_modules, autowrap_functions,
-                                                          len(args))
+                                                          len(args), joins)
     qmodel = QuantizedModel(converted, int(args[0].shape[0]))
     qmodel.regions.update({re.sub(r"[^0-9a-zA-Z_]", "_", path) or "root": region for path, region in regions.items()})
     qmodel.train(model.training)
@@ -355,7 +365,8 @@ def float_param_bytes(qmodel: QuantizedModel, weight_inputs: dict[tuple[int, int
     """Bytes of the float tensors a device stores whatever the policy: every floating parameter and buffer,
     less the quantizers' own state and the parameter views the weight slots quantize (``weight_inputs``,
     keyed by storage and offset, so the q/k/v slices of one fused projection count once each)."""
-    state = [t for _, _, slot in qmodel.slots() for t in list(slot.parameters()) + list(slot.buffers())]
+    slots = [m for m in qmodel.modules() if isinstance(m, QuantSlot)]  # the joins' own slots included
+    state = [t for slot in slots for t in list(slot.parameters()) + list(slot.buffers())]
     params = {p.untyped_storage().data_ptr() for p in qmodel.parameters() if p.is_floating_point()}
     quantized = sum(size for (storage, _), size in weight_inputs.items() if storage in params)
     return float(max(0, float_tensor_bytes(qmodel, state) - quantized))

@@ -126,6 +126,14 @@ class QuantSlot(nn.Module):
             return bits.clamp(min(allowed), max(allowed))
         return min(max(int(bits), min(allowed)), max(allowed))
 
+    def freeze_search_parameters(self) -> None:
+        """For a slot that is never searched (a join's): its scheme logits and bits become buffers, so no
+        optimizer and no architecture-parameter list sees them."""
+        for owner, name in ((self.logits, "alpha"), (self, "bits")):
+            value = getattr(owner, name).detach().clone()
+            delattr(owner, name)
+            owner.register_buffer(name, value)
+
     def pin_float(self) -> None:
         """Keep this slot in float bypass for good (the integer indices of an embedding): mode switches
         leave it float and its cost is float 32 whatever the search holds."""
