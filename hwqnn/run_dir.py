@@ -236,11 +236,16 @@ def load_run(run_dir: str | os.PathLike) -> LoadedRun:
     float_model = create_model(metrics["model"], num_classes=int(metrics["num_classes"]))
     example = torch.zeros(2, *metrics["input_shape"])
     try:
-        model = apply_policy(float_model, policy, example)
+        state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RunDirError(f"{path / 'model.pt'} does not load: {exc}") from None
+    # A model trained without joins (an HQNAS subnet, or a run saved before joins existed) is rebuilt without.
+    joins = any("_in0." in key or "_in1." in key for key in state if key.startswith("net.hwqnn_ops."))
+    try:
+        model = apply_policy(float_model, policy, example, joins=joins)
     except PolicyError as exc:
         raise RunDirError(f"{path}: the policy does not match model '{metrics['model']}': {exc}") from None
     try:
-        state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as exc:
         raise RunDirError(f"{path / 'model.pt'} does not load into model '{metrics['model']}': {exc}") from None
