@@ -202,10 +202,10 @@ def recurrent_gemms(mode: str, seq_len: int, batch: int, input_size: int, hidden
         in_size = input_size if layer == 0 else out_h * len(directions)
         for suffix in directions:
             tag = f"l{layer}{suffix}"
-            calls.append(GemmCall(f"ih_{tag}", "linear", (T, N, in_size), (gates, in_size), (T, N, gates), True))
+            calls.append(GemmCall(f"ih_{tag}", "recurrent", (T, N, in_size), (gates, in_size), (T, N, gates), True))
             for _ in range(T):
-                calls.append(GemmCall(f"hh_{tag}", "linear", (N, out_h), (gates, out_h), (N, gates), True))
+                calls.append(GemmCall(f"hh_{tag}", "recurrent", (N, out_h), (gates, out_h), (N, gates), True))
                 if proj_size:
-                    calls.append(GemmCall(f"hr_{tag}", "linear", (N, hidden_size), (proj_size, hidden_size),
+                    calls.append(GemmCall(f"hr_{tag}", "recurrent", (N, hidden_size), (proj_size, hidden_size),
                                           (N, proj_size), True))
     return calls

@@ -99,7 +99,8 @@ class CostModel:
         if float_op_bits is not None and float_op_bits not in (8, 16, 32):
             raise CostModelError(f"float_op_bits must be 8, 16 or 32, got {float_op_bits!r}")
         #: Width of the non-GEMM ops (adds, pooling, softmax...): None, the device's float width (what hwqnn's
-        #: exports run); 8 for a fully integer deployment (TFLite int8, as published benchmarks measure).
+        #: exports run), the ops whose inputs hwqnn quantizes at their integer width; given, every such op at
+        #: that width (8 for a fully integer deployment, TFLite int8, as published benchmarks measure).
         self.float_op_bits = float_op_bits
         deployment = self.profile.deployment
         #: True when the device's runtime stores weights in its containers (TensorRT int8), not bit-packed.
@@ -213,7 +214,8 @@ class CostModel:
             level = "sram" if device_scalars["holds_activations"] else "dram"
             prices = self._cache["float_op_prices"] = price_float_ops(
                 self.workload, self.batch_size, self.float_op_bits or device_float_bits(self.profile),
-                device_scalars[f"{level}_spb"], device_scalars[f"{level}_epb"], device_scalars["overhead"])
+                device_scalars[f"{level}_spb"], device_scalars[f"{level}_epb"], device_scalars["overhead"],
+                joined_at_int_bits=self.float_op_bits is None)
         return prices
 
     def float_op_costs(self) -> list[dict]:

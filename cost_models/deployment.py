@@ -28,7 +28,7 @@ ZERO_POINT_MODES = ("symmetric", "asymmetric")
 #: Activations may also be ``unsigned``: no zero point, in a signed or an unsigned container (CUTLASS u4).
 ACTIVATION_MODES = ("symmetric", "unsigned", "asymmetric")
 SCALE_MODES = ("per-channel", "per-tensor")
-OP_FAMILIES = ("conv", "linear", "matmul", "embedding")
+OP_FAMILIES = ("conv", "linear", "matmul", "embedding", "recurrent")
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def _parse_format(r, value, field: str, source: str) -> NativeFormat:
     scales = value.get("weight_scales", "per-channel")
     if scales not in SCALE_MODES:
         raise r.error(f"{field}.weight_scales", f"expected one of {', '.join(SCALE_MODES)}, got {scales!r}")
-    ops = value.get("ops", ["conv", "linear", "matmul"])
+    ops = value.get("ops", ["conv", "linear", "matmul", "recurrent"])
     if not isinstance(ops, list) or not ops or any(op not in OP_FAMILIES for op in ops):
         raise r.error(f"{field}.ops", f"expected a non-empty list of {', '.join(OP_FAMILIES)}, got {ops!r}")
     return NativeFormat(name, precision, tuple(sorted(set(bits))), value["weight"], value["activation"], scales,

@@ -108,6 +108,7 @@ class FloatOpPrices:
         """The report-table columns of the float-op rows (no MACs, no weights, memory-bound)."""
         n = len(self.ops)
         bits = self.bits.astype(np.int64)
+        kinds = np.array(["float" if op.int_bits is None else "int" for op in self.ops], dtype=object)
 
         def same(value) -> np.ndarray:
             return np.full(n, value, dtype=object)
@@ -115,14 +116,16 @@ class FloatOpPrices:
         return {
             "name": np.array([op.name for op in self.ops], dtype=object),
             "op_type": np.array([op.op_type for op in self.ops], dtype=object),
-            "macs": np.zeros(n), "bits": np.array([f"fp{b}" for b in bits.tolist()], dtype=object),
-            "w_kind": same("float"), "w_bits": bits, "a_kind": same("float"), "a_bits": bits,
-            "exec_kind": same("float"), "exec_w_bits": bits, "exec_a_bits": bits,
+            "macs": np.zeros(n),
+            "bits": np.array([f"{'fp' if k == 'float' else 'int'}{b}" for k, b in zip(kinds, bits.tolist())], dtype=object),
+            "w_kind": kinds, "w_bits": bits, "a_kind": kinds, "a_bits": bits,
+            "exec_kind": kinds, "exec_w_bits": bits, "exec_a_bits": bits,
             "device": same(device), "fallback": np.zeros(n, dtype=bool),
             "latency_s": self.latency_s, "compute_s": np.zeros(n), "memory_s": self.memory_s,
             "bound": same("memory"), "energy_j": self.energy_j,
             "weight_bytes": np.zeros(n), "activation_bytes": self.bytes,
-            "pricing": np.array(["unpriced" if op.pricing == "unpriced" else "float" for op in self.ops], dtype=object),
+            "pricing": np.array(["unpriced" if op.pricing == "unpriced" else "float" if op.int_bits is None
+                                 else "joined" for op in self.ops], dtype=object),
         }
 
 
@@ -136,11 +139,12 @@ def device_float_bits(profile: HardwareProfile) -> int:
 
 
 def price_float_ops(workload: Workload, batch_size: int, float_bits: int, seconds_per_byte: float,
-                    energy_per_byte: float, overhead_s: float) -> FloatOpPrices:
+                    energy_per_byte: float, overhead_s: float, joined_at_int_bits: bool = True) -> FloatOpPrices:
     """Cost every costed float op of ``workload`` on a device running float at ``float_bits`` with these
-    DRAM and overhead numbers."""
+    DRAM and overhead numbers (the ops with quantized inputs at their ``int_bits``, unless told not to)."""
     layout = float_op_layout(workload)
-    bits = np.array([float_op_bits(op.op_type, op.pricing, float_bits) for op in layout.ops], dtype=float)
+    bits = np.array([float_op_bits(op.op_type, op.pricing, float_bits, op.int_bits if joined_at_int_bits else None)
+                     for op in layout.ops], dtype=float)
     moved = layout.elems * batch_size * bits / 8
     memory_s = moved * seconds_per_byte
     return FloatOpPrices(layout, bits=bits, bytes=moved, memory_s=memory_s, latency_s=memory_s + overhead_s,

@@ -35,6 +35,12 @@ FP32_OP_TYPES = frozenset({"layer_norm", "group_norm", "rms_norm", "instance_nor
 FOLDED_INTO_GEMM = frozenset({"batch_norm"})
 #: Run as the epilogue of the kernel (GEMM or float kernel) that produced their input.
 FUSED_ACTIVATIONS = frozenset({"relu", "hardtanh"})
+#: Ops whose inputs hwqnn quantizes (its "joins", ``hwqnn.qag.joins``) when a conv feeds them, through
+#: ``CONV_PASS_OP_TYPES``: the conv before them then runs as an integer kernel, and so do they.
+JOINED_OP_TYPES = frozenset({"add", "mean", "avg_pool", "adaptive_avg_pool"})
+CONV_PASS_OP_TYPES = frozenset({"relu", "hardtanh", "batch_norm", "max_pool"})
+#: The integer width of a joined op.
+JOIN_BITS = 8
 #: May return a view or its input unchanged; only a real copy is recorded.
 COPY_OP_TYPE = "copy"
 
@@ -104,6 +110,8 @@ class FloatOpInfo:
     ``pricing`` is ``"kernel"``, ``"fused"`` (cost 0, see the module doc) or ``"unpriced"`` (estimated as
     a 32-bit kernel and flagged). Its costs are charged to the quantizable row ``after_layer`` (the last
     one run before it; None: before any, charged to the first row), which is where the search sees them.
+    ``int_bits`` is set for an op whose inputs hwqnn quantizes (a residual add, an average pool or a mean
+    that a conv feeds, see ``JOINED_OP_TYPES``): it runs as an integer kernel moving elements that wide.
     """
 
     name: str
@@ -112,18 +120,22 @@ class FloatOpInfo:
     out_elems: float
     after_layer: str | None = None
     pricing: str = "kernel"
+    int_bits: int | None = None
 
     @property
     def costed(self) -> bool:
         return self.pricing != "fused"
 
 
-def float_op_bits(op_type: str, pricing: str, device_float_bits: int) -> int:
+def float_op_bits(op_type: str, pricing: str, device_float_bits: int, int_bits: int | None = None) -> int:
     """The precision a float op runs at on a device whose runtime runs float layers at ``device_float_bits``.
 
     The device's float width (fp16 on TensorRT builds with FP16 enabled), except normalization (see
-    FP32_OP_TYPES) and unpriced ops (an unknown op is assumed to need fp32), which run at 32 bits.
+    FP32_OP_TYPES) and unpriced ops (an unknown op is assumed to need fp32), which run at 32 bits. An op
+    whose inputs are quantized (``int_bits``) moves integers of that width.
     """
+    if int_bits is not None and pricing == "kernel":
+        return int(int_bits)
     if pricing == "kernel" and op_type not in FP32_OP_TYPES:
         return min(int(device_float_bits), 32)
     return 32

@@ -18,11 +18,14 @@ from torch.overrides import TorchFunctionMode
 from . import compound
 from .errors import WorkloadError
 from .float_ops import (
+    CONV_PASS_OP_TYPES,
     COPY_OP_TYPE,
     FLOAT_OP_FUNCTIONS,
     FOLDED_INTO_GEMM,
     FREE_FUNCTIONS,
     FUSED_ACTIVATIONS,
+    JOIN_BITS,
+    JOINED_OP_TYPES,
     FloatOpInfo,
     function_name,
     is_in_place,
@@ -92,6 +95,7 @@ class Recorder(TorchFunctionMode):
         self.constants = TensorMarks(constants)
         self.gemm_outputs = TensorMarks()
         self.kernel_outputs = TensorMarks()
+        self.conv_fed = TensorMarks()  # a conv's output, through CONV_PASS ops and joined ops
         self._counters: dict[tuple[str, str], int] = {}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -134,10 +138,11 @@ class Recorder(TorchFunctionMode):
         for call in calls:
             self.rows.append(gemm_row(f"{base}.{call.suffix}" if base else call.suffix, call, self.batch_size))
 
-    def add_float(self, op_type: str, in_elems: int, out_elems: int, pricing: str = "kernel") -> None:
+    def add_float(self, op_type: str, in_elems: int, out_elems: int, pricing: str = "kernel",
+                  int_bits: int | None = None) -> None:
         per_sample = float(self.batch_size)
         self.float_ops.append(FloatOpInfo(self.name(op_type), op_type, in_elems / per_sample, out_elems / per_sample,
-                                          self.rows[-1].name if self.rows else None, pricing))
+                                          self.rows[-1].name if self.rows else None, pricing, int_bits))
 
 
 def _record_gemm(rec: Recorder, func, args, kwargs, out) -> None:
@@ -151,6 +156,8 @@ def _record_gemm(rec: Recorder, func, args, kwargs, out) -> None:
     # conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation)
     groups = (args[6] if len(args) > 6 else kwargs.get("groups", 1)) if op_type.startswith("conv") else 1
     rec.add(rec.name(op_type, rec.owner[1]), op_type, x, w, out, stride=stride, groups=groups)
+    if op_type.startswith("conv"):
+        rec.conv_fed.add(tensors_of(out))
 
 
 def _record_add_matmul(rec: Recorder, func, args, kwargs, out) -> None:
@@ -253,7 +260,12 @@ def _record_float_call(rec: Recorder, func, args, kwargs, out) -> None:
         pricing = "fused" if inputs[0] in rec.kernel_outputs else "kernel"
     else:
         pricing = "kernel"
-    rec.add_float(op_type, sum(t.numel() for t in activations), sum(t.numel() for t in outputs), pricing)
+    joined = (op_type in JOINED_OP_TYPES and (len(activations) == 2 or op_type != "add")
+              and any(t in rec.conv_fed for t in activations))
+    if joined or (op_type in CONV_PASS_OP_TYPES and inputs[0] in rec.conv_fed):
+        rec.conv_fed.add(outputs)
+    rec.add_float(op_type, sum(t.numel() for t in activations), sum(t.numel() for t in outputs), pricing,
+                  JOIN_BITS if joined else None)
     rec.kernel_outputs.add(outputs)
     if pricing == "fused" and inputs[0] in rec.gemm_outputs:  # a folded BatchNorm: still the GEMM's output
         rec.gemm_outputs.add(outputs)

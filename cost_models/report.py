@@ -18,8 +18,9 @@ LAYER_COLUMNS = (
     "exec_a_bits", "device", "fallback", "latency_s", "compute_s", "memory_s", "bound", "energy_j",
     "weight_bytes", "activation_bytes", "pricing",
 )
-#: ``pricing`` of a row: a layer the policy sets, a float op (memory-bound kernel), or an estimated op.
-ROW_PRICINGS = ("policy", "float", "unpriced")
+#: ``pricing`` of a row: a layer the policy sets, a float op (memory-bound kernel), a non-GEMM op whose
+#: inputs are quantized (an integer memory-bound kernel, see ``FloatOpInfo.int_bits``), or an estimated op.
+ROW_PRICINGS = ("policy", "float", "joined", "unpriced")
 
 
 def precision_label(p: LayerPrecision) -> str:

@@ -31,8 +31,10 @@ from .float_ops import FLOAT_OP_FUNCTIONS, FloatOpInfo  # noqa: F401  (re-export
 OP_TYPES = (
     "conv1d", "conv2d", "conv3d",
     "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-    "linear", "matmul", "embedding",
+    "linear", "matmul", "embedding", "recurrent",
 )
+#: ``recurrent``: a linear GEMM of a recurrent cell (input-to-hidden over the sequence, or hidden-to-hidden
+#: once per step); priced as a linear layer, told apart so a runtime can say it does not run it in integers.
 
 #: Functions intercepted by extract_workload (and QAG's float-op check), mapped to their op type.
 QUANTIZABLE_FUNCTIONS: dict[object, str] = {
@@ -89,7 +91,7 @@ class LayerInfo:
     def out_channels(self) -> int:
         if self.op_type.startswith("conv_transpose"):
             return self.weight_shape[1] * self.groups
-        if self.op_type.startswith("conv") or self.op_type == "linear":
+        if self.op_type.startswith("conv") or self.op_type in ("linear", "recurrent"):
             return self.weight_shape[0]
         return self.weight_shape[-1] if self.weight_shape else 1
 
@@ -124,7 +126,7 @@ def layer_info(
     elif op_type.startswith("conv"):
         kernel = tuple(weight.shape[2:])
         macs = out.numel() * weight.shape[1] * math.prod(kernel)
-    elif op_type == "linear":
+    elif op_type in ("linear", "recurrent"):
         macs = out.numel() * weight.shape[-1]
     elif op_type == "embedding":  # a table lookup: no MACs, memory-bound
         macs = 0

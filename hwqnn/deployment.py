@@ -75,7 +75,7 @@ def op_family(op_type: str | None) -> str | None:
         return None
     if op_type.startswith("conv"):
         return "conv"
-    return op_type if op_type in ("linear", "matmul", "embedding") else None
+    return op_type if op_type in ("linear", "matmul", "embedding", "recurrent") else None
 
 
 def _covers(fmt: NativeFormat, op_type: str | None) -> bool:

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -233,6 +234,9 @@ def _record(qmodel: QuantizedModel, example_input, float_ops_of_model: list) -> 
     ops_by_path = {path: op for path, op in qmodel.named_modules() if isinstance(op, QuantOp)}
     paths = {op.layer_name: path for path, op in ops_by_path.items()}
     qmodel._op_paths = [paths[name] for name in dict.fromkeys(row.name for row in rows)]
+    joined = {join.op_name for join in qmodel.joins()}  # the recorder's marks, kept where QAG really joined
+    float_ops_of_model = [op if op.int_bits is None or op.name in joined else dataclasses.replace(op, int_bits=None)
+                          for op in float_ops_of_model]
     qmodel.workload = Workload.from_layers(rows, float_ops_of_model, float_param_bytes(qmodel, weight_inputs))
     # A quantized layer the example never ran (a branch inside a leaf) would run with float slots that no
     # policy reaches: report it with the ops that ran outside any QuantSlot.

@@ -17,8 +17,9 @@ model itself, which keeps the export exact:
   runtime drop a ReLU in front of it (:func:`hwqnn.deployment.restrict_to_target`).
 
 A join is active while a convolution that feeds it is quantized, and is never searched. The cost
-model still prices the joined op as a float kernel (conservative: it moves 8-bit elements on the
-device); ``cost_models.estimate`` of the float model prices it the same way.
+models price the joined op as an 8-bit integer kernel: their recorder applies the same rule to the float
+model (``cost_models.float_ops.JOINED_OP_TYPES``), and ``convert`` keeps that mark only on the ops it
+really joined (an add inside code fx cannot trace stays float, and is priced so).
 Additions in transformers (fed by linear layers and normalizations, not convolutions) stay float:
 their runtimes fuse DQ -> MatMul without an output Q.
 """
@@ -33,12 +34,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cost_models import op_layer_name
+from cost_models.float_ops import JOIN_BITS  # the width the cost models price a joined op at
 
 from .ops import QuantOp
 from .slot import QuantSlot
 
-#: Bits of a join's own quantizer before a target narrows it.
-JOIN_BITS = 8
 JOIN_SCHEME = "uniform"
 
 #: Joined call_function / call_method targets -> the float op type the cost model records them as.

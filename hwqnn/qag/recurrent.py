@@ -3,8 +3,10 @@
 PyTorch runs a recurrent layer in one fused call (``torch.gru``...). :class:`QuantRNN` computes the same
 recurrence from plain calls, with the layer's own parameters: for each layer and direction, the
 input-to-hidden GEMM ``ih`` runs once on the whole sequence and the hidden-to-hidden GEMM ``hh`` (and an
-LSTM's projection ``hr``) once per time step; each is an ``F.linear`` with a weight slot and an
-activation slot. The gate arithmetic stays float. In float bypass the outputs equal the eager layer's
+LSTM's projection ``hr``) once per time step; each is an ``F.linear`` (op type ``recurrent``) with a weight slot and an
+activation slot. The gate arithmetic stays float. When every slot is float (a target whose runtime runs
+recurrent cells in float, such as ONNX Runtime's CPU provider), the layer runs PyTorch's fused kernel,
+which exports as one GRU/LSTM node. In float bypass the outputs equal the eager layer's
 to float rounding (the fused kernel sums in another order).
 
 A ``PackedSequence`` input runs the original float layer (its GEMMs are then listed as float ops).
@@ -69,9 +71,15 @@ class QuantRNN(WrapsModule, QuantCompound):
                 for kind in kinds:
                     rows = getattr(rnn, f"weight_{kind}_{tag}").shape[0]
                     self.ops[f"{kind}_{tag}"] = QuantFunctionOp(
-                        _join(path, f"{kind}_{tag}"), "linear", F.linear, *make_slots("weight", rows, 0),
+                        _join(path, f"{kind}_{tag}"), "recurrent", F.linear, *make_slots("weight", rows, 0),
                         weight_is_param=True)
         self._warned_packed = False
+
+    def _all_float(self) -> bool:
+        """Every slot in float bypass, and no workload being recorded (that needs the per-GEMM calls)."""
+        # (a slot swapped for an export marker has no mode: it is quantized)
+        return all(op.recorder is None and all(getattr(s, "mode", "fixed") == "float" for s in op.slots)
+                   for op in self.ops.values())
 
     def _gemm(self, kind: str, tag: str, x: Tensor) -> Tensor:
         m = self.module
@@ -85,6 +93,8 @@ class QuantRNN(WrapsModule, QuantCompound):
                 warnings.warn(f"QAG: {type(m).__name__} got a PackedSequence; it runs in float (its GEMMs are not "
                               "quantized). Pass a padded tensor to quantize it", stacklevel=2)
                 self._warned_packed = True
+            return m(input, hx)
+        if self._all_float():  # nothing to quantize: PyTorch's fused kernel (one ONNX GRU/LSTM node on export)
             return m(input, hx)
         batched = input.dim() == 3
         x = input if batched else input.unsqueeze(1)

@@ -106,7 +106,7 @@ class ConvNet(nn.Module):
 
     def forward(self, x):
         y = F.relu(self.bn(self.conv(x)))  # folded and fused
-        y = F.relu(y + self.conv(x))  # a kernel (add), its ReLU fused into it
+        y = F.relu(y + self.conv(x))  # a kernel (add, an int8 one: a conv feeds it), its ReLU fused into it
         y = self.post_bn(F.max_pool2d(y, 2))  # BN after pooling: a kernel
         y = torch.cat([y, F.avg_pool2d(y, 2).repeat_interleave(2, -1).repeat_interleave(2, -2)], 1)
         return F.hardswish(y).mean((2, 3))
@@ -123,8 +123,12 @@ def test_fused_ops_cost_nothing_and_the_rest_are_memory_bound_kernels():
     assert "bn.batch_norm" not in rows.index and "relu" not in rows.index
     assert rows.loc["max_pool", "activation_bytes"] == (8 * 8 * 8 + 8 * 4 * 4) * 4  # fp32 in + out
     assert rows.loc["mean", "activation_bytes"] == (16 * 4 * 4 + 16) * 4
-    for name in ("add", "max_pool", "post_bn.batch_norm", "avg_pool", "cat", "hardswish", "mean"):
+    for name in ("max_pool", "post_bn.batch_norm", "cat", "hardswish", "mean"):
         assert rows.loc[name, "pricing"] == "float" and rows.loc[name, "latency_s"] > 0
+    # Fed by a conv (through ReLU, max pooling and a BatchNorm): hwqnn quantizes their inputs (its joins).
+    for name in ("add", "avg_pool"):
+        assert rows.loc[name, "pricing"] == "joined" and rows.loc[name, "bits"] == "int8"
+    assert rows.loc["add", "activation_bytes"] == 3 * 8 * 8 * 8  # two int8 inputs and the int8 output
     fused = [r for r in report.float_ops if r["pricing"] == "fused"]
     assert len(fused) == 3 and all(r["latency_s"] == r["bytes"] == 0 for r in fused)
     assert "3 fused into the op before them (cost 0)" in report.summary()

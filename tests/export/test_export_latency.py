@@ -4,11 +4,13 @@ The graphs come from ``bench/bench_export_latency.py`` (fp32 by torch.onnx, hwqn
 the x86 ONNX Runtime profile, and ``quantize_static`` with uint8 activations). hwqnn quantizes the
 inputs of weighted layers and, through its joins, the inputs of residual adds and pools that convs feed
 (``hwqnn.qag.joins``), so every conv's output reaches a QuantizeLinear and ORT fuses it into QLinearConv.
+Recurrent layers stay float on that target and export as ORT's fused GRU/LSTM node.
 """
 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import onnx
@@ -24,9 +26,9 @@ import bench_export_latency as bench  # noqa: E402
 #: on the shared 2-core machine still move by about 5% between runs of the same graph.
 LATENCY_TOLERANCE = 0.10
 CNN_MODELS = ["tiny_cnn", "branchy_cnn", "functional_cnn", "resnet20", "mobilenet_v2_tiny"]
-#: Recurrent layers: ORT runs a GRU/LSTM node in one fused float kernel (its static quantizer leaves it
-#: float), while hwqnn's export unrolls the quantized recurrence into per-step MatMuls (issue 12, open).
-RECURRENT_MODELS = {"gru_tiny", "lstm_tiny"}
+#: Recurrent models and the ONNX node their recurrent layers export as for ONNX Runtime, whose profile
+#: does not list the ``recurrent`` family (its static quantizer has no GRU/LSTM operator either).
+RECURRENT_MODELS = {"gru_tiny": ("GRU", 2), "lstm_tiny": ("LSTM", 1)}
 
 
 def quantized_output_convs(path: Path) -> int:
@@ -78,11 +80,17 @@ def test_onnxruntime_runs_every_conv_in_integers(graphs, model_name):
     assert ours_integer >= theirs_integer, (ours, theirs)
 
 
+@pytest.mark.parametrize("model_name", sorted(RECURRENT_MODELS))
+def test_recurrent_layers_export_as_one_fused_node_for_onnxruntime(model_name, tmp_path):
+    graphs = bench.build_graphs(model_name, tmp_path, [16])
+    ops = Counter(n.op_type for n in onnx.load(str(graphs.paths["hwqnn"])).graph.node)
+    node, count = RECURRENT_MODELS[model_name]
+    assert ops[node] == count and ops["MatMul"] == 0, ops  # no unrolled per-step GEMMs
+    assert ops["QuantizeLinear"] >= 1  # the head stays int8
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("model_name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="issue 12, open: ORT runs a GRU/LSTM node as one "
-                 "fused float kernel; hwqnn's export unrolls the quantized recurrence (reports/export_latency.md)"))
-    if name in RECURRENT_MODELS else name for name in list_models()])
+@pytest.mark.parametrize("model_name", list_models())
 def test_export_is_as_fast_as_quantize_static(model_name, tmp_path):
     rows, _ = bench.measure(model_name, tmp_path, [16], repeats=15, threads=1, sample_ms=20.0)
     row = rows[0]

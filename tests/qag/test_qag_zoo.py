@@ -75,7 +75,7 @@ def _einsum_vit_tiny_layers() -> dict[str, str]:
 
 
 def _gru_tiny_layers() -> dict[str, str]:
-    layers = {f"rnn.{kind}_l{layer}{suffix}": "linear" for layer in range(2) for suffix in ("", "_reverse")
+    layers = {f"rnn.{kind}_l{layer}{suffix}": "recurrent" for layer in range(2) for suffix in ("", "_reverse")
               for kind in ("ih", "hh")}
     return {**layers, "head": "linear"}
 
@@ -91,7 +91,7 @@ EXPECTED_LAYERS: dict[str, dict[str, str]] = {
     "vit_mha_tiny": _vit_mha_tiny_layers(),
     "einsum_vit_tiny": _einsum_vit_tiny_layers(),
     "gru_tiny": _gru_tiny_layers(),
-    "lstm_tiny": {"rnn.ih_l0": "linear", "rnn.hh_l0": "linear", "head": "linear"},
+    "lstm_tiny": {"rnn.ih_l0": "recurrent", "rnn.hh_l0": "recurrent", "head": "linear"},
 }
 
 ZOO = list_models()
