@@ -19,7 +19,7 @@ from .metrics import BUDGET_METRICS, COST_KEYS, CostMetric
 from .precision import COMPUTE_KINDS, LayerPrecision, parse_uniform, resolve_precisions
 from .profile import HardwareProfile
 from .profile_loader import list_profiles, load_profile, profile_aliases
-from .reference_workloads import list_reference_models, reference_workload
+from .reference_workloads import build_reference_model, list_reference_models, reference_workload
 from .report import CostReport, policy_layer_names
 from .workload import (
     ADD_MATMUL_FUNCTIONS,
@@ -79,7 +79,7 @@ __all__ = [
     "COST_KEYS",
     "BUDGET_METRICS",
     "MEASUREMENTS_CSV",
-    "list_reference_models",
+    "list_reference_models", "build_reference_model",
     "reference_workload",
     "calibrate",
     "CalibrationReport",

@@ -30,6 +30,7 @@ from .errors import (
 )
 from .export import export_onnx
 from .inputs import ModelAndData, check_device, default_run_dir, load_model_and_data
+from .measure import measure_latencies, write_measurements
 from .models import create_model, list_models, model_spec, register_model
 from .nas import NasConfig, NasResult, list_spaces, nas, read_nas_config
 from .nas import get_space as get_nas_space
@@ -75,6 +76,8 @@ __all__ = [
     # inputs, models, data, run directories
     "load_model_and_data", "ModelAndData", "check_device", "default_run_dir", "create_model", "model_spec",
     "list_models", "register_model", "load_dataset", "load_run", "LoadedRun", "read_checkpoint", "read_metrics",
+    # measuring this machine
+    "measure_latencies", "write_measurements",
     # export, sweeps, reports
     "export_onnx", "run_sweep", "SweepResult", "parse_sweep", "is_auto_sweep", "parse_baselines", "run_report",
     "build_report", "readable_table",

@@ -39,6 +39,20 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def comma_list(text: str) -> list[str]:
+    """``a,b,c`` -> ["a", "b", "c"] (blanks dropped); at least one item."""
+    items = [part.strip() for part in str(text).split(",") if part.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return items
+
+
+def int_list(text: str) -> list[int]:
+    """``1,8`` -> [1, 8]: integers >= 1."""
+    values = [int_at_least(1)(part) for part in comma_list(text)]
+    return values
+
+
 def seed(text: str) -> int:
     """A random seed in 0..2**32-1 (what numpy and scikit-learn accept)."""
     value = _integer(text)
