@@ -37,7 +37,7 @@ FOLDED_INTO_GEMM = frozenset({"batch_norm"})
 FUSED_ACTIVATIONS = frozenset({"relu", "hardtanh"})
 #: Ops whose inputs hwqnn quantizes (its "joins", ``hwqnn.qag.joins``) when a conv feeds them, through
 #: ``CONV_PASS_OP_TYPES``: the conv before them then runs as an integer kernel, and so do they.
-JOINED_OP_TYPES = frozenset({"add", "mean", "avg_pool", "adaptive_avg_pool"})
+JOINED_OP_TYPES = frozenset({"add", "cat", "mean", "avg_pool", "adaptive_avg_pool"})
 CONV_PASS_OP_TYPES = frozenset({"relu", "hardtanh", "batch_norm", "max_pool"})
 #: The integer width of a joined op.
 JOIN_BITS = 8

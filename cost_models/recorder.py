@@ -260,8 +260,10 @@ def _record_float_call(rec: Recorder, func, args, kwargs, out) -> None:
         pricing = "fused" if inputs[0] in rec.kernel_outputs else "kernel"
     else:
         pricing = "kernel"
-    joined = (op_type in JOINED_OP_TYPES and (len(activations) == 2 or op_type != "add")
-              and any(t in rec.conv_fed for t in activations))
+    # Joined (as hwqnn.qag.joins decides): an add of two activations, a concat of activations only, a pool.
+    operands_ok = op_type not in ("add", "cat") or (len(activations) == len(inputs)
+                                                   and (op_type != "add" or len(activations) == 2))
+    joined = op_type in JOINED_OP_TYPES and operands_ok and any(t in rec.conv_fed for t in activations)
     if joined or (op_type in CONV_PASS_OP_TYPES and inputs[0] in rec.conv_fed):
         rec.conv_fed.add(outputs)
     rec.add_float(op_type, sum(t.numel() for t in activations), sum(t.numel() for t in outputs), pricing,

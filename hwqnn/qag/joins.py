@@ -1,4 +1,4 @@
-"""Joins: the inputs of additions, average pools and means that convolutions feed are quantized too.
+"""Joins: the inputs of additions, concatenations, average pools and means that convolutions feed are quantized too.
 
 Why: an integer runtime runs a convolution in integers only when its output is quantized again. ONNX
 Runtime fuses ``DQ -> Conv -> Q`` into QLinearConv, and TensorRT keeps a layer in int8 only with int8
@@ -48,6 +48,7 @@ _JOIN_FUNCTIONS: dict[object, str] = {
     F.avg_pool1d: "avg_pool", F.avg_pool2d: "avg_pool", F.avg_pool3d: "avg_pool",
     F.adaptive_avg_pool1d: "adaptive_avg_pool", F.adaptive_avg_pool2d: "adaptive_avg_pool",
     F.adaptive_avg_pool3d: "adaptive_avg_pool",
+    torch.cat: "cat", torch.concat: "cat", torch.concatenate: "cat", torch.stack: "cat",
 }
 _JOIN_MODULES: dict[type, str] = {
     nn.AvgPool1d: "avg_pool", nn.AvgPool2d: "avg_pool", nn.AvgPool3d: "avg_pool",
@@ -170,11 +171,21 @@ def _quant_op(gm: fx.GraphModule, node: fx.Node) -> QuantOp | None:
     return module if isinstance(module, QuantOp) else None
 
 
+def _is_activation(arg) -> bool:
+    return isinstance(arg, fx.Node) and arg.op != "get_attr"
+
+
 def _operands(node: fx.Node, op_type: str) -> list[fx.Node]:
-    """The activation operands a join quantizes: both summands of an add, the input of a pool or mean."""
+    """The activation operands a join quantizes: both summands of an add, every input of a concat (none
+    if one is a constant), the input of a pool or mean."""
     if op_type == "add":
-        args = [a for a in node.args[:2] if isinstance(a, fx.Node) and a.op != "get_attr"]
+        args = [a for a in node.args[:2] if _is_activation(a)]
         return args if len(args) == 2 else []
+    if op_type == "cat":
+        tensors = node.args[0] if node.args else node.kwargs.get("tensors")
+        if not isinstance(tensors, (list, tuple)) or not all(_is_activation(t) for t in tensors):
+            return []
+        return list(dict.fromkeys(tensors))
     first = node.args[0] if node.args else node.kwargs.get("input")
     return [first] if isinstance(first, fx.Node) and first.op != "get_attr" else []
 
@@ -214,8 +225,10 @@ def insert_joins(gm: fx.GraphModule, owner_of, root: str) -> list[QuantJoin]:
             continue
         owner = node.target if node.op == "call_module" else owner_of(node)
         operands = _operands(node, op_type)
-        if op_type != "add" or any(isinstance(a, fx.Node) and a.op != "get_attr" for a in node.args[:2]):
-            name = op_layer_name(owner, None, op_type, counters)  # counted as the float recorder counts
+        inputs: list = []
+        fx.node.map_arg((node.args, node.kwargs), inputs.append)
+        if any(_is_activation(a) for a in inputs):  # counted as the float recorder counts (activations only)
+            name = op_layer_name(owner, None, op_type, counters)
         if not operands:
             continue
         feeding = convs_feeding(node)

@@ -70,3 +70,17 @@ def test_a_state_saved_without_joins_still_loads():
     state.pop(next(iter(state)))
     with pytest.raises(RuntimeError, match="Missing key"):
         fresh.load_state_dict(state)
+
+
+def test_concatenations_of_conv_outputs_are_joined_as_the_cost_models_price_them():
+    from cost_models import build_reference_model
+
+    torch.manual_seed(0)
+    model = build_reference_model("squeezenet1_1", device="cpu").eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qmodel = apply_policy(model, Policy.uniform("w8a8"), torch.randn(2, 3, 32, 32))
+    cats = {j.op_name for j in qmodel.joins() if j.op_type == "cat"}
+    assert len(cats) == 8  # every Fire module's expand1x1 / expand3x3 concat
+    priced = {op.name for op in qmodel.workload.float_ops if op.int_bits == 8}
+    assert cats <= priced and priced == {j.op_name for j in qmodel.joins()}
