@@ -1,8 +1,11 @@
 """Fit a profile's efficiency, per-layer overhead and bandwidth derating to measured latencies.
 
 For each measured row the model's latency splits into the layers the device runs itself,
-``sum_i max(compute_i / efficiency, memory_i / derating) + n_layers * overhead``, plus whatever runs on
-a fallback device (kept fixed). ``scipy.optimize.least_squares`` fits the three numbers on
+``sum_i max(compute_i / efficiency(p_i), memory_i / derating) + n_layers * overhead``, plus whatever runs
+on a fallback device (kept fixed); ``p_i`` is the precision layer i executes at. Where the rows execute
+MACs at more than one precision (fp32 and int8 graphs), each precision gets its own efficiency
+(``efficiency_by_precision``: a CPU's int8 kernels and its fp32 ones reach different shares of their
+peaks); otherwise one efficiency is fitted. ``scipy.optimize.least_squares`` fits on
 ``log(predicted) - log(measured)``, so every row counts by its relative error.
 """
 
@@ -20,6 +23,7 @@ from scipy.optimize import least_squares
 
 from .cost_model import CostModel
 from .errors import CalibrationError, CostModelError
+from .execution import precision_label
 from .measurements import read_measurements, rows_for
 from .precision import resolve_precisions
 from .profile import HardwareProfile
@@ -53,7 +57,7 @@ class CalibrationReport:
         return float(self.rows["error_after_pct"].abs().median())
 
     def summary(self) -> str:
-        params = ", ".join(f"{k} {self.params_before[k]:.4g} -> {self.params_after[k]:.4g}" for k in PARAMS)
+        params = ", ".join(f"{k} {self.params_before[k]:.4g} -> {self.params_after[k]:.4g}" for k in self.params_after)
         written = f"; wrote {self.out_path}" if self.out_path else ""
         cv = self.extra.get("cross_validation")
         held = (f"; leave-one-model-out {cv['mdape_prior']:.1f}% -> {cv['mdape_fit']:.1f}% ({cv['folds']} folds)"
@@ -63,13 +67,15 @@ class CalibrationReport:
                 f"median |error| {self.mdape_before:.1f}% -> {self.mdape_after:.1f}% (in-sample){held}{written}{refused}")
 
 
-def _decompose(profile: HardwareProfile, row: pd.Series) -> tuple[np.ndarray, np.ndarray, int, float]:
-    """Per-layer compute and memory seconds at efficiency = derating = 1, device layer count, fixed rest."""
+def _decompose(profile: HardwareProfile, row: pd.Series) -> tuple[np.ndarray, np.ndarray, int, float, np.ndarray]:
+    """Per-layer compute and memory seconds at efficiency = derating = 1, device layer count, fixed rest, and
+    each layer's executed precision label."""
     try:
         workload = reference_workload(str(row["model"]), int(row["input_size"]))
     except CostModelError as exc:
         raise CalibrationError(f"measurement row {row.name}: {exc}") from None
-    unit = profile.with_params(efficiency=1.0, bandwidth_derating=1.0, layer_overhead_s=0.0)
+    unit = profile.with_params(efficiency=1.0, bandwidth_derating=1.0, layer_overhead_s=0.0,
+                               efficiency_by_precision={})
     precisions = resolve_precisions(str(row["precision"]), workload.names)
     from .validate import deployed_float_op_bits
 
@@ -77,16 +83,32 @@ def _decompose(profile: HardwareProfile, row: pd.Series) -> tuple[np.ndarray, np
     layers = model.evaluate(precisions).layers
     own = ~layers["fallback"].to_numpy(bool)
     fixed = float(layers.loc[~own, "latency_s"].sum())
-    return (layers.loc[own, "compute_s"].to_numpy(float), layers.loc[own, "memory_s"].to_numpy(float),
-            int(own.sum()), fixed)
+    mine = layers.loc[own]
+    labels = np.array([precision_label(k, w, a) for k, w, a in
+                       zip(mine["exec_kind"], mine["exec_w_bits"], mine["exec_a_bits"])], dtype=object)
+    return (mine["compute_s"].to_numpy(float), mine["memory_s"].to_numpy(float), int(own.sum()), fixed, labels)
+
+
+def _efficiencies(labels: np.ndarray, params: dict[str, float]) -> np.ndarray:
+    scalar = params["efficiency"]
+    return np.array([params.get(f"efficiency_{label}", scalar) for label in labels], dtype=float)
 
 
 def _predict(parts, params: dict[str, float]) -> np.ndarray:
     return np.array([
-        np.maximum(compute / params["efficiency"], memory / params["bandwidth_derating"]).sum()
+        np.maximum(compute / _efficiencies(labels, params), memory / params["bandwidth_derating"]).sum()
         + n_layers * params["layer_overhead_s"] + fixed
-        for compute, memory, n_layers, fixed in parts
+        for compute, memory, n_layers, fixed, labels in parts
     ])
+
+
+def _labels(parts) -> list[str]:
+    """The precisions the rows execute MACs at (layers with compute), in first-seen order."""
+    seen: dict[str, None] = {}
+    for compute, _, _, _, labels in parts:
+        for label in labels[compute > 0]:
+            seen[label] = None
+    return list(seen)
 
 
 #: Weight of the pull towards the shipped values, per fitted parameter (in decades for efficiency and
@@ -95,13 +117,27 @@ def _predict(parts, params: dict[str, float]) -> np.ndarray:
 PRIOR_WEIGHT = 0.3
 
 
-def _params_fitted(n_rows: int) -> list[str]:
-    return list(PARAMS[:1] if n_rows == 1 else ("efficiency", "layer_overhead_s") if n_rows == 2 else PARAMS)
+def _efficiency_names(before: dict[str, float]) -> list[str]:
+    """The efficiencies to fit: one per executed precision where ``before`` has them, else the scalar."""
+    return [k for k in before if k.startswith("efficiency_")] or ["efficiency"]
+
+
+def _params_fitted(n_rows: int, efficiencies: list[str]) -> list[str]:
+    """The efficiencies, then overhead and derating as the number of rows allows."""
+    if n_rows < len(efficiencies) + 1:
+        return efficiencies[:1] if len(efficiencies) == 1 else efficiencies[:n_rows]
+    if n_rows == len(efficiencies) + 1:
+        return [*efficiencies, "layer_overhead_s"]
+    return [*efficiencies, "bandwidth_derating", "layer_overhead_s"]
+
+
+def _bounds(name: str) -> tuple[float, float]:
+    return BOUNDS["efficiency"] if name.startswith("efficiency") else BOUNDS[name]
 
 
 def _fit(parts, measured: np.ndarray, before: dict[str, float]):
     """Least squares on log latency with a weak prior towards ``before``; (params, result, fitted names)."""
-    fitted = _params_fitted(len(measured))
+    fitted = _params_fitted(len(measured), _efficiency_names(before))
 
     def to_x(name: str, value: float) -> float:
         return value * 1e3 if name == "layer_overhead_s" else float(np.log10(value))
@@ -110,10 +146,13 @@ def _fit(parts, measured: np.ndarray, before: dict[str, float]):
         params = dict(before)
         for name, value in zip(fitted, x):
             params[name] = float(value * 1e-3 if name == "layer_overhead_s" else 10.0 ** value)
+        per_precision = [params[n] for n in fitted if n.startswith("efficiency_")]
+        if per_precision:  # a precision the rows never ran gets their geometric mean, not the stale prior
+            params["efficiency"] = float(np.exp(np.mean(np.log(per_precision))))
         return params
 
-    low = [to_x(n, BOUNDS[n][0]) for n in fitted]
-    high = [to_x(n, BOUNDS[n][1]) for n in fitted]
+    low = [to_x(n, _bounds(n)[0]) for n in fitted]
+    high = [to_x(n, _bounds(n)[1]) for n in fitted]
     x0 = np.clip([to_x(n, before[n]) for n in fitted], low, high)
     prior = PRIOR_WEIGHT / np.sqrt(len(measured))
 
@@ -164,6 +203,9 @@ def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | 
     parts = [_decompose(base, row) for _, row in rows.iterrows()]
     measured = rows["latency_ms"].to_numpy(float) / 1e3
     before = {k: float(getattr(base, k)) for k in PARAMS}
+    labels = _labels(parts)
+    if len(labels) > 1 or any(label in base.efficiency_by_precision for label in labels):
+        before.update({f"efficiency_{label}": float(base.efficiency_for(label)) for label in labels})
     after, result, fitted = _fit(parts, measured, before)
     cv = _cross_validate(parts, measured, before, rows["model"].to_numpy(str))
 
@@ -180,7 +222,14 @@ def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | 
             f"measured rows of {Path(str(source)).name} for {base.name}")
     notes = {k: f"{note}; shipped value {before[k]:.6g}" for k in fitted}
     name = Path(out_path).stem if out_path is not None else base.name
-    calibrated = base.with_params(**{k: after[k] for k in fitted}, name=name, notes=notes)
+    scalars = {k: after[k] for k in fitted if k in PARAMS}
+    if any(k.startswith("efficiency_") for k in fitted):  # the default for other precisions moved with them
+        scalars["efficiency"] = after["efficiency"]
+        notes["efficiency"] = f"{note}; geometric mean of the fitted per-precision efficiencies"
+    by_precision = {k.removeprefix("efficiency_"): after[k] for k in fitted if k not in PARAMS}
+    calibrated = base.with_params(**scalars, efficiency_by_precision=({**base.efficiency_by_precision, **by_precision}
+                                                                      if by_precision else None),
+                                  name=name, notes=notes)
     report = CalibrationReport(device=base.name, fitted=fitted, params_before=before, params_after=after,
                                rows=table, success=bool(result.success), message=str(result.message),
                                extra={"cross_validation": cv})

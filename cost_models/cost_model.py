@@ -127,7 +127,7 @@ class CostModel:
                                  if level.bandwidth is not None])
         worst = {
             "latency": macs * _largest(tables.seconds_per_mac)
-            * _largest([_inverse(p.efficiency) for p in self.devices])
+            * _largest([_inverse(min([p.efficiency, *p.efficiency_by_precision.values()])) for p in self.devices])
             + moved * slowest_byte
             + (len(layers) + len(self.workload.float_ops)) * _largest([p.layer_overhead_s for p in self.devices]),
             "energy": macs * _largest(tables.energy_per_mac)
@@ -158,7 +158,17 @@ class CostModel:
                 "a_bits": torch.as_tensor(t.a_bits.ravel(), dtype=dtype, device=device),
                 "device": torch.as_tensor(t.device.ravel(), dtype=torch.long, device=device),
             }
-        return shared[key]
+        scales = [p.efficiency_scale() for p in self.devices]
+        if all(scale is None for scale in scales):
+            return shared[key]
+        own_key = ("efficiency_scale", dtype, str(device))  # per profile instance: calibration changes it
+        if own_key not in self._cache:
+            t = self.profile.execution_tables()
+            cells = [np.ones(t.kind.shape) if scale is None else scale for scale in scales]
+            merged = np.where(t.device == 1, cells[-1], cells[0]).ravel()
+            self._cache[own_key] = torch.as_tensor(merged, dtype=dtype, device=device)
+        return {**shared[key], "efficiency_scale": self._cache[own_key]}
+
 
     def _constants(self, dtype: torch.dtype, device: torch.device) -> dict:
         """Workload columns as tensors, and per-device scalars (index 0: this profile, 1: its fallback)."""
@@ -290,6 +300,8 @@ class CostModel:
 
         macs = c["macs"] * batch
         compute_s = macs * gather("seconds_per_mac") * per_device("inv_efficiency")
+        if "efficiency_scale" in tables:  # per-precision efficiencies (profile.efficiency_by_precision)
+            compute_s = compute_s * gather("efficiency_scale")
         moved_weight_elems = c["weight_elems"] * (is_param + (1 - is_param) * batch)
         w_moved = moved_weight_elems * gather("w_bits") / 8
         a_moved = (c["in_elems"] + c["out_elems"]) * batch * gather("a_bits") / 8

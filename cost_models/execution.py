@@ -29,6 +29,19 @@ FP16_EXACT_INT_BITS = 11  # fp16 has an 11-bit significand: wider integers need 
 KIND_INDEX = {kind: i for i, kind in enumerate(COMPUTE_KINDS)}
 
 
+PRECISION_LABEL_PREFIX = {"float": "fp", "int": "int", "binary": "binary", "shift": "shift"}
+
+
+def precision_label(kind: str, w_bits: int, a_bits: int) -> str:
+    """The precision a MAC executes at, as profiles name it: ``fp32``, ``fp16``, ``int8``, ``int4``..."""
+    return f"{PRECISION_LABEL_PREFIX[kind]}{max(int(w_bits), int(a_bits))}"
+
+
+def label_codes(tables: ExecutionTables) -> np.ndarray:
+    """Per cell, ``kind index * 64 + executed bits``: an integer key of its precision label."""
+    return tables.kind * 64 + np.maximum(tables.w_bits, tables.a_bits)
+
+
 @dataclass(frozen=True)
 class Execution:
     """How one MAC runs: on which device (0 = this profile, 1 = its fallback), as which kind and bits."""

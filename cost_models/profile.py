@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .deployment import DeploymentSpec
 from .errors import ProfileError
 
@@ -77,6 +79,9 @@ class HardwareProfile:
     fallback: str | None = None
     #: What the device's runtime executes natively (None: the profile does not say; see deployment.py).
     deployment: DeploymentSpec | None = None
+    #: Efficiency per executed precision (``fp32``, ``int8``...), overriding ``efficiency`` there: a CPU's
+    #: int8 kernels and its fp32 ones reach different shares of their peaks.
+    efficiency_by_precision: dict[str, float] = field(default_factory=dict)
     raw: dict = field(default_factory=dict, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -104,6 +109,28 @@ class HardwareProfile:
             self._cache["tables"] = build_tables(self)
         return self._cache["tables"]
 
+    def efficiency_for(self, label: str) -> float:
+        """The efficiency of MACs executed at ``label`` (``int8``...): its own, else ``efficiency``."""
+        return self.efficiency_by_precision.get(label, self.efficiency)
+
+    def efficiency_scale(self) -> np.ndarray | None:
+        """Per execution-table cell, ``efficiency / efficiency_for(cell's precision)`` (None: all 1; cached)."""
+        if not self.efficiency_by_precision:
+            return None
+        if "efficiency_scale" not in self._cache:
+            from .execution import PRECISION_LABEL_PREFIX, label_codes
+            from .precision import COMPUTE_KINDS
+
+            codes = label_codes(self.execution_tables())
+            scale = np.ones(int(codes.max()) + 1)
+            for k, kind in enumerate(COMPUTE_KINDS):
+                for bits in range(1, 65):
+                    label = f"{PRECISION_LABEL_PREFIX[kind]}{bits}"
+                    if label in self.efficiency_by_precision and k * 64 + bits < len(scale):
+                        scale[k * 64 + bits] = self.efficiency / self.efficiency_by_precision[label]
+            self._cache["efficiency_scale"] = scale[codes]
+        return self._cache["efficiency_scale"]
+
     def native_precisions(self) -> dict[str, tuple[int, ...]]:
         return {kind: spec.native_bits for kind, spec in self.compute.items() if spec.native_bits}
 
@@ -114,13 +141,24 @@ class HardwareProfile:
         efficiency: float | None = None,
         bandwidth_derating: float | None = None,
         layer_overhead_s: float | None = None,
+        efficiency_by_precision: dict[str, float] | None = None,
         name: str | None = None,
         notes: dict[str, str] | None = None,
     ) -> HardwareProfile:
-        """A copy with new efficiency / derating / overhead; precision tables are shared (they do not use them)."""
+        """A copy with new efficiency / derating / overhead (and per-precision efficiencies: given, they
+        replace the profile's); precision tables are shared (they do not use them)."""
         raw = copy.deepcopy(self.raw)
         notes = notes or {}
         changes: dict[str, Any] = {}
+        if efficiency_by_precision is not None:
+            changes["efficiency_by_precision"] = {k: float(v) for k, v in efficiency_by_precision.items()}
+            raw.pop("efficiency_by_precision", None)
+            if efficiency_by_precision:
+                raw["efficiency_by_precision"] = {
+                    label: {"value": round(float(value), 6),
+                            "derived": notes.get(f"efficiency_{label}",
+                                                 f"set by HardwareProfile.with_params ({label} {value:.6g})")}
+                    for label, value in efficiency_by_precision.items()}
         for key, value, raw_value in (
             ("efficiency", efficiency, None if efficiency is None else round(float(efficiency), 6)),
             ("bandwidth_derating", bandwidth_derating,
@@ -176,8 +214,9 @@ class HardwareProfile:
             bandwidth = "-" if level.bandwidth is None else f"{level.bandwidth / 1e9:.4g} GB/s"
             size = "-" if level.size is None else f"{level.size / 2**20:.6g} MiB"
             lines.append(f"  memory {level.name}: {bandwidth}, {size}, {level.energy_per_byte * 1e12:.4g} pJ/B")
-        lines.append(f"  efficiency {self.efficiency:.3g}, bandwidth derating {self.bandwidth_derating:.3g}, "
-                     f"layer overhead {self.layer_overhead_s * 1e6:.4g} us")
+        per_precision = "".join(f", {label} {value:.3g}" for label, value in self.efficiency_by_precision.items())
+        lines.append(f"  efficiency {self.efficiency:.3g}{per_precision}, bandwidth derating "
+                     f"{self.bandwidth_derating:.3g}, layer overhead {self.layer_overhead_s * 1e6:.4g} us")
         if self.fallback:
             lines.append(f"  fallback device: {self.fallback}")
         return "\n".join(lines)

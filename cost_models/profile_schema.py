@@ -8,6 +8,7 @@ keeps every cost finite: no subnormal peak, no 1e300 J energy), or a number with
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from .units import UnitError, parse_quantity
 
 SCHEMA_VERSION = 1
 _TOP_FIELDS = {"schema_version", "name", "description", "type", "compute", "efficiency", "bandwidth_derating",
-               "layer_overhead", "memory", "energy", "fallback", "bit_brick", "max_bits", "notes", "deployment"}
+               "layer_overhead", "memory", "energy", "fallback", "bit_brick", "max_bits", "notes", "deployment",
+               "efficiency_by_precision"}
+_PRECISION_LABEL = re.compile(r"^(fp|int|binary|shift)([1-9][0-9]?)$")
 _QUANTITY_FIELDS = {"value", "source", "derived"}
 _LEVEL_FIELDS = {
     "dram": {"bandwidth", "size", "energy_per_byte"},
@@ -193,9 +196,20 @@ def parse_profile(data: Any, file: str) -> HardwareProfile:
         from .deployment import parse_deployment
 
         deployment = parse_deployment(r, data["deployment"], compute, kind_type, max_bits, "fallback" in data)
+    by_precision = {}
+    if "efficiency_by_precision" in data:
+        node = data["efficiency_by_precision"]
+        if not isinstance(node, dict) or not node:
+            raise r.error("efficiency_by_precision", "expected a mapping of precision (fp32, fp16, int8, int4...) "
+                                                     "to {value: ..., source/derived: ...}")
+        for label, leaf in node.items():
+            if not isinstance(label, str) or not _PRECISION_LABEL.match(label):
+                raise r.error(f"efficiency_by_precision.{label}", f"unknown precision {shown(label)}; expected "
+                              "fp<bits>, int<bits>, binary<bits> or shift<bits> (e.g. fp32, int8)")
+            by_precision[label] = r.number(leaf, f"efficiency_by_precision.{label}", "dimensionless")
     return HardwareProfile(
         name=name, description=description, type=kind_type, file=str(file), compute=compute, memory=memory,
-        deployment=deployment,
+        deployment=deployment, efficiency_by_precision=by_precision,
         efficiency=r.number(data["efficiency"], "efficiency", "dimensionless"),
         bandwidth_derating=r.number(data["bandwidth_derating"], "bandwidth_derating", "dimensionless"),
         layer_overhead_s=r.number(data["layer_overhead"], "layer_overhead", "time"),

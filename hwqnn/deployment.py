@@ -259,8 +259,11 @@ def restrict_to_target(qmodel, profile, *, allow_emulated: bool = False) -> list
     spec = profile.deployment
     if spec is None:
         return []
-    symmetric_only = not spec.flexible and all(f.activation == "symmetric" for f in spec.formats)
-    for join in qmodel.joins():  # unsigned 8-bit codes do not fit symmetric int8: joins stay signed there
+    # A join is 8 bits wide: it may be unsigned only where an 8-bit format takes unsigned or asymmetric
+    # activations (TensorRT's int8 is symmetric; the T4's unsigned int4 format does not hold 8-bit codes).
+    symmetric_only = not spec.flexible and not any(
+        not f.flexible and 8 in f.bits and f.activation != "symmetric" for f in spec.formats)
+    for join in qmodel.joins():
         join.set_signed_only(symmetric_only)
     wanted = (NATIVE,) if not allow_emulated else (NATIVE, EMULATED, FLOAT, UNKNOWN)
     kept_float, reasons = [], []

@@ -134,6 +134,22 @@ def _processor() -> str:
     return platform.processor() or platform.machine()
 
 
+def export_graph(model: torch.nn.Module, example: torch.Tensor, precision: str, path: Path, profile) -> Path:
+    """``model`` as the ONNX graph that runs at ``precision`` (``fp32``: torch.onnx; ``w8a8``: hwqnn's export
+    for ``profile``'s runtime), written to ``path``."""
+    if precision == "fp32":
+        _float_graph(model, example, path)
+    else:
+        _w8a8_graph(model, example, path, profile)
+    return path
+
+
+def time_graph(path: Path, inputs: np.ndarray, *, threads: int = 1, warmup: int = 3, repeats: int = 10) -> np.ndarray:
+    """Milliseconds of ``repeats`` runs of the ONNX graph at ``path`` on ``inputs``, each timed on its own."""
+    session = _session(path, threads)
+    return np.array(_time_runs(session, {INPUT: inputs}, warmup, repeats)) * 1e3
+
+
 def measure_latencies(models, *, base="x86-avx2-vnni", input_size: int = 224, batch_sizes=(1,),
                       precisions=PRECISIONS, threads: int = 1, repeats: int = 10, warmup: int = 3,
                       per_layer: bool = False, progress=None) -> Measurements:
@@ -159,15 +175,10 @@ def measure_latencies(models, *, base="x86-avx2-vnni", input_size: int = 224, ba
             model = build_reference_model(name, device="cpu").eval()
             example = torch.randn(max(batch_sizes), 3, input_size, input_size)
             for precision in precisions:
-                path = folder / f"{name}_{precision}.onnx"
-                if precision == "fp32":
-                    _float_graph(model, example, path)
-                else:
-                    _w8a8_graph(model, example, path, profile)
-                session = _session(path, threads)
+                path = export_graph(model, example, precision, folder / f"{name}_{precision}.onnx", profile)
                 for batch in batch_sizes:
                     feed = {INPUT: example[:batch].numpy()}
-                    times = np.array(_time_runs(session, feed, warmup, repeats)) * 1e3
+                    times = time_graph(path, feed[INPUT], threads=threads, warmup=warmup, repeats=repeats)
                     rows.append({"device": profile.name, "model": name, "input_size": input_size, "batch_size": batch,
                                  "precision": precision, "latency_ms": float(np.median(times)),
                                  "latency_p10_ms": float(np.percentile(times, 10)),
@@ -195,4 +206,4 @@ def write_measurements(result: Measurements, folder: str | os.PathLike) -> dict[
     return paths
 
 
-__all__ = ["measure_latencies", "write_measurements", "Measurements", "PRECISIONS"]
+__all__ = ["measure_latencies", "write_measurements", "export_graph", "time_graph", "Measurements", "PRECISIONS"]

@@ -23,14 +23,32 @@ def test_calibrate_recovers_parameters_and_writes_a_valid_profile(tmp_path):
     frame["latency_ms"] = predict_ms(shipped.with_params(**TRUTH), frame)
     out = tmp_path / "orin-nano-lab.yaml"
     calibrated, report = calibrate("jetson-orin-nano", frame, out_path=out)
-    for key, value in TRUTH.items():
-        assert report.params_after[key] == pytest.approx(value, rel=0.05), key
+    # fp16, fp32 and int8 rows: one efficiency per executed precision, each the true 0.3.
+    per_precision = {k: v for k, v in report.params_after.items() if k.startswith("efficiency_")}
+    assert set(per_precision) == {"efficiency_fp16", "efficiency_fp32", "efficiency_int8"}
+    for key, value in per_precision.items():
+        assert value == pytest.approx(TRUTH["efficiency"], rel=0.05), key
+    for key in ("bandwidth_derating", "layer_overhead_s"):
+        assert report.params_after[key] == pytest.approx(TRUTH[key], rel=0.05), key
     assert report.mdape_after < 1.0 < report.mdape_before
     assert calibrated.name == "orin-nano-lab" and calibrated.file == str(out)
     text = out.read_text()
     assert "calibrate()" in text and "least squares on log latency" in text
     # The file keeps 6 significant digits.
-    assert load_profile(out).efficiency == pytest.approx(report.params_after["efficiency"], rel=1e-5)
+    written = load_profile(out).efficiency_by_precision
+    assert written["int8"] == pytest.approx(report.params_after["efficiency_int8"], rel=1e-5)
+
+
+def test_calibrate_fits_a_different_efficiency_per_precision(tmp_path):
+    shipped = load_profile("jetson-orin-nano")
+    truth = shipped.with_params(bandwidth_derating=0.45, layer_overhead_s=40e-6,
+                                efficiency_by_precision={"fp16": 0.25, "fp32": 0.15, "int8": 0.6})
+    frame = _frame("jetson")
+    frame["latency_ms"] = predict_ms(truth, frame)
+    _, report = calibrate("jetson-orin-nano", frame)
+    for label, value in truth.efficiency_by_precision.items():  # within 10%: the weak prior pulls towards 0.4
+        assert report.params_after[f"efficiency_{label}"] == pytest.approx(value, rel=0.1), label
+    assert report.mdape_after < 1.0
 
 
 def test_calibrate_without_rows_for_the_device():

@@ -54,7 +54,8 @@ def test_joins_are_inactive_in_float_and_follow_the_policy():
         assert not torch.equal(qmodel(x), model(x))
 
 
-@pytest.mark.parametrize("target, signed", [("jetson-orin-nano", True), ("x86-avx2-vnni", False), ("bitfusion", False)])
+@pytest.mark.parametrize("target, signed", [("jetson-orin-nano", True), ("nvidia-t4", True), ("x86-avx2-vnni", False),
+                                            ("bitfusion", False), ("coral-edgetpu", False)])
 def test_joins_are_signed_on_symmetric_int8_runtimes_only(target, signed):
     _, qmodel, _ = _converted("tiny_cnn")
     restrict_to_target(qmodel, load_profile(target))
