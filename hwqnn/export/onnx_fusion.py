@@ -68,6 +68,7 @@ def requantize_after_moves(model) -> int:
     graph = model.graph
     producer = {out: node for node in graph.node for out in node.output}
     inits = {i.name: i for i in graph.initializer}
+    eight_bit = _eight_bit_zero_points(graph)
     readers: dict[str, list] = {}
     for node in graph.node:
         for name in node.input:
@@ -98,7 +99,7 @@ def requantize_after_moves(model) -> int:
         if not any(u.op_type in _INTEGER_READERS for u in users) or any(u.op_type in _MOVES for u in users):
             continue
         dequantize = grid_of(node.output[0])
-        if dequantize is None:
+        if dequantize is None or len(dequantize.input) < 3 or dequantize.input[2] not in eight_bit:
             continue
         stem = f"{node.name}/requantize"
         quantized, dequantized = f"{stem}_quantized", f"{stem}_dequantized"
@@ -121,6 +122,13 @@ def requantize_after_moves(model) -> int:
     return len(inserts)
 
 
+def _eight_bit_zero_points(graph) -> set[str]:
+    """Initializers holding an int8/uint8 zero point. Only 8-bit Q/DQ is copied: the integer kernels these
+    rewrites are for (QLinearGlobalAveragePool, QLinearAdd) take 8-bit tensors; 4-bit Q/DQ stay as written."""
+    onnx = import_onnx()
+    return {i.name for i in graph.initializer if i.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)}
+
+
 LAYOUT_OPS = frozenset({"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose"})
 
 
@@ -135,9 +143,11 @@ def quantize_before_layout_ops(model) -> int:
         for name in node.input:
             readers[name] = readers.get(name, 0) + 1
     graph_outputs = {o.name for o in graph.output}
+    eight_bit = _eight_bit_zero_points(graph)
     moves: dict[str, list] = {}  # layout node name -> the Q/DQ nodes to put in front of it
     for node in graph.node:
-        if node.op_type != "QuantizeLinear" or any(a.name == "axis" for a in node.attribute):
+        if (node.op_type != "QuantizeLinear" or any(a.name == "axis" for a in node.attribute)
+                or len(node.input) < 3 or node.input[2] not in eight_bit):
             continue
         layout = producer.get(node.input[0])
         if layout is None or layout.op_type not in LAYOUT_OPS or readers.get(layout.output[0]) != 1:
