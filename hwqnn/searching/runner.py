@@ -359,6 +359,7 @@ class Runner:
             "num_layers": len(self.problem.layer_names),
             "float_accuracy": self.float_accuracy,
             "quantized_accuracy": quantized["accuracy"],
+            "finalize_check": self.policy.meta.get("finalize_check") if self.policy else None,
             "costs": costs,
             "reference_w8a8": dict(self.problem.reference),
             "budgets": {b.key: {"spec": str(b), "bound": self.problem.bounds[b.key]} for b in self.problem.budgets},

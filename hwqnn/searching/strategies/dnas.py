@@ -3,7 +3,12 @@
 Each search epoch trains the weights, the scheme logits and the continuous bitwidths jointly on
 ``cross_entropy + penalty(expected costs)``; the multipliers take a dual step after every batch so the
 relaxed solution is pulled to the budgets whatever their units. ``finalize`` picks every slot's scheme
-and integer bits by one MILP under the problem's bounds (see ``finalize.py``).
+and integer bits by one MILP under the problem's bounds (see ``finalize.py``), then checks that it kept
+what the search learned: the MILP's policy and the search's argmax network (argmax scheme at the rounded
+bits, budgets aside) are both scored on the validation split before any fine-tuning. If the MILP's is
+worse by more than ``FINALIZE_TOLERANCE`` points, the MILP is solved again with the search's scheme and
+bits preferences weighted up ``REWEIGHT`` times, and the better of the two is kept. The check is
+recorded in the policy's meta and in ``metrics.json`` (``finalize_check``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,11 @@ from ...policy import Policy
 from ..constraints import AugmentedLagrangian
 from ..finalize import capture_slot_inputs, finalize_policy
 from .base import Strategy, register_strategy
+
+#: Accuracy points the MILP's policy may lose against the search's argmax network before finalize
+#: re-solves with the search's preferences weighted up.
+FINALIZE_TOLERANCE = 1.0
+REWEIGHT = 10.0
 
 
 @register_strategy
@@ -83,8 +93,39 @@ class DnasStrategy(Strategy):
     def finalize(self, run) -> Policy:
         cfg, problem = run.config, run.problem
         captured = capture_slot_inputs(run.qmodel, run.calibration_batch())
-        policy, totals, info = finalize_policy(run.space, problem.bounds, problem.target, captured,
-                                               cfg.sensitivity_weight, cfg.prior_weight, cfg.bits_weight,
-                                               cfg.device_cost_weight, problem.reference)
-        policy.meta.update({"milp_totals": totals, **info})
+
+        def solve(scale: float):
+            return finalize_policy(run.space, problem.bounds, problem.target, captured, cfg.sensitivity_weight,
+                                   cfg.prior_weight * scale, cfg.bits_weight * scale, cfg.device_cost_weight,
+                                   problem.reference)
+
+        policy, totals, info = solve(1.0)
+        policy, totals, info, check = keep_what_was_learned(run, (policy, totals, info), lambda: solve(REWEIGHT))
+        policy.meta.update({"milp_totals": totals, **info, "finalize_check": check})
         return policy
+
+
+def keep_what_was_learned(run, solved, resolve):
+    """Score the MILP's policy against the search's argmax network before fine-tuning (see the module doc);
+    returns the policy kept, its totals and info, and what the check found. The model's state and its slots'
+    search mode are restored afterwards."""
+    model = run.qmodel
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    argmax = model.current_policy()
+
+    def accuracy(policy: Policy) -> float:
+        model.set_policy(policy)
+        return float(run.evaluate()["accuracy"])
+
+    try:
+        check = {"argmax_accuracy": accuracy(argmax), "milp_accuracy": accuracy(solved[0]),
+                 "tolerance": FINALIZE_TOLERANCE, "fallback": False, "kept": "milp"}
+        if check["milp_accuracy"] < check["argmax_accuracy"] - FINALIZE_TOLERANCE:
+            again = resolve()
+            check.update(fallback=True, reweighted_accuracy=accuracy(again[0]))
+            if check["reweighted_accuracy"] > check["milp_accuracy"]:
+                solved, check["kept"] = again, f"milp with the search's preferences weighted {REWEIGHT:g}x"
+    finally:
+        model.load_state_dict(saved)
+        model.set_search()
+    return (*solved, check)

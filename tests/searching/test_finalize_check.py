@@ -1,0 +1,73 @@
+"""Finalize keeps what the search learned: the MILP's policy is scored against the search's argmax network
+before fine-tuning, and a much worse one is re-solved with the search's preferences weighted up."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import hwqnn
+from hwqnn.data import make_loader
+from hwqnn.policy import Policy
+from hwqnn.qag import convert
+from hwqnn.searching.strategies.dnas import FINALIZE_TOLERANCE, keep_what_was_learned
+from hwqnn.searching.train import evaluate
+
+
+class _Run:
+    """What the check needs of a run: the model and a real evaluation on the held-out split."""
+
+    def __init__(self, qmodel, data):
+        self.qmodel, self.data = qmodel, data
+
+    def evaluate(self):
+        return evaluate(self.qmodel, make_loader(self.data, 256, train=False), torch.device("cpu"))
+
+
+def _searching_model(model, digits):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qmodel = convert(model, digits.train[0][0][None].repeat(2, 1, 1, 1))
+    qmodel.calibrate([digits.train.tensors[0][:256]])
+    return qmodel.set_search()
+
+
+def test_a_much_worse_milp_policy_is_resolved_and_the_better_one_kept(tiny_cnn, digits):
+    qmodel = _searching_model(tiny_cnn, digits)
+    before = {k: v.clone() for k, v in qmodel.state_dict().items()}
+    binary = (Policy.uniform("w1a1"), {"latency_s": 0.0}, {"which": "first"})   # a policy that wrecks the net
+    w8a8 = (Policy.uniform("w8a8"), {"latency_s": 1.0}, {"which": "reweighted"})
+    policy, totals, info, check = keep_what_was_learned(_Run(qmodel, digits.test), binary, lambda: w8a8)
+    assert check["fallback"] and check["milp_accuracy"] < check["argmax_accuracy"] - FINALIZE_TOLERANCE
+    assert check["reweighted_accuracy"] > check["milp_accuracy"] and info["which"] == "reweighted"
+    assert policy is w8a8[0] and check["kept"].startswith("milp with the search's preferences")
+    # The model is back in search mode with its state untouched.
+    assert all(slot.mode == "search" for _, _, slot in qmodel.slots())
+    changed = [k for k, v in qmodel.state_dict().items()  # running statistics never observed are NaN
+               if not (torch.equal(before[k], v) or torch.equal(before[k].isnan(), v.isnan())
+                       and torch.equal(before[k].nan_to_num(), v.nan_to_num()))]
+    assert not changed, changed
+
+
+def test_a_close_milp_policy_is_kept_without_resolving(tiny_cnn, digits):
+    qmodel = _searching_model(tiny_cnn, digits)
+    argmax = qmodel.current_policy()
+
+    def resolve():
+        raise AssertionError("no re-solve when the MILP's policy is within the tolerance")
+
+    policy, _, _, check = keep_what_was_learned(_Run(qmodel, digits.test), (argmax, {}, {}), resolve)
+    assert not check["fallback"] and check["kept"] == "milp" and policy is argmax
+    assert check["milp_accuracy"] == check["argmax_accuracy"]
+
+
+def test_a_search_records_the_check_in_its_metrics(tiny_cnn, digits):
+    result = hwqnn.search(tiny_cnn, digits.train, digits.test, target="bitfusion", budgets=["latency=0.9x"],
+                          pretrain_epochs=0, search_epochs=1, finetune_epochs=1, batch_size=128, seed=0)
+    check = result.metrics["finalize_check"]
+    assert set(check) >= {"argmax_accuracy", "milp_accuracy", "tolerance", "fallback", "kept"}
+    assert check["fallback"] == (check["milp_accuracy"] < check["argmax_accuracy"] - check["tolerance"])
+    meta = result.policy.meta["finalize_check"]  # metrics.json keeps 7 significant digits
+    assert {k: pytest.approx(v, rel=1e-6) if isinstance(v, float) else v for k, v in meta.items()} == check
