@@ -212,9 +212,11 @@ def place_layer(layer, spec: DeploymentSpec | None, op_type: str | None = None) 
 def deployable_bits(scheme: str, role: str, bits_range: tuple[int, int], spec: DeploymentSpec | None,
                     op_type: str | None = None) -> tuple[int, ...]:
     """The bits in ``bits_range`` at which ``scheme`` runs natively for ``role`` of an ``op_type`` layer
-    (all of them without a spec)."""
+    (all of them without a spec). The range bounds effective bits: binary (1 bit) is outside 2:8."""
     module = create_scheme(scheme, role=role)
-    candidates = [module.fixed_bits] if module.fixed_bits is not None else range(bits_range[0], bits_range[1] + 1)
+    low, high = bits_range
+    candidates = ([module.fixed_bits] if low <= module.fixed_bits <= high else []) if module.fixed_bits is not None \
+        else range(low, high + 1)
     if spec is None:
         return tuple(candidates)
     return tuple(b for b in candidates if price_tensor(scheme, role, b, spec, op_type).status == NATIVE)

@@ -333,6 +333,8 @@ def build_options(space, captured: Mapping[int, torch.Tensor], sensitivity_weigh
             options, objective = [], []
             for scheme in slot.scheme_names:
                 module = slot.candidates[scheme]
+                if module.fixed_bits is not None and not b_min <= module.fixed_bits <= b_max:
+                    continue  # --bits-range bounds effective bits: binary is outside 2:8
                 for bits in ([module.fixed_bits] if module.fixed_bits is not None else range(b_min, b_max + 1)):
                     if slot.allowed_bits is not None and bits not in slot.allowed_bits.get(scheme, ()):
                         continue  # not deployable on the target

@@ -3,6 +3,7 @@ before fine-tuning, and a much worse one is re-solved with the search's preferen
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import pytest
@@ -71,3 +72,19 @@ def test_a_search_records_the_check_in_its_metrics(tiny_cnn, digits):
     assert check["fallback"] == (check["milp_accuracy"] < check["argmax_accuracy"] - check["tolerance"])
     meta = result.policy.meta["finalize_check"]  # metrics.json keeps 7 significant digits
     assert {k: pytest.approx(v, rel=1e-6) if isinstance(v, float) else v for k, v in meta.items()} == check
+
+
+def test_bits_range_bounds_effective_bits_binary_included(tiny_cnn, digits):
+    fast = dict(pretrain_epochs=0, search_epochs=1, finetune_epochs=0, batch_size=128, seed=0)
+    result = hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, target="bitfusion",
+                          budgets=["size=0.35x"], **fast)
+    chosen = [side for name, lp in result.policy.layers.items() if name != "default"
+              for side in ((lp.w_scheme, lp.w_bits), (lp.a_scheme, lp.a_bits))]
+    assert all(scheme != "binary" and bits >= 2 for scheme, bits in chosen), chosen
+    # 0.3x needs 1-bit weights somewhere: out of reach with the default 2:8, and the error says what to widen.
+    with pytest.raises(hwqnn.BudgetInfeasibleError, match="widen --bits-range"):
+        hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, target="bitfusion", budgets=["size=0.3x"],
+                     **fast)
+    with_binary = hwqnn.search(tiny_cnn, digits.train, digits.test, target="bitfusion", budgets=["size=0.3x"],
+                               bits_range=(1, 8), **fast)
+    assert with_binary.metrics["within_budget"]["size_bytes"]

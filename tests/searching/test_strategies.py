@@ -64,9 +64,10 @@ def test_a_plugged_in_strategy_runs_end_to_end(small_digits, float_tiny_cnn, tmp
     result = _run(float_tiny_cnn, small_digits, tmp_path / "run")
     assert result.metrics["method"] == "test-smallest-size"
     assert [row["phase"] for row in result.history] == ["pretrain"] + ["search"] * 3 + ["finetune"] * 2
-    # the runner prices exactly what the strategy chose: the size optimum, well below uniform w2a2
+    # the runner prices exactly what the strategy chose: the size optimum, 2-bit weights (the default
+    # --bits-range 2:8 bounds effective bits, so binary is out): about a third of w8a8 with the float tensors
     assert result.metrics["costs"]["size_bytes"] == pytest.approx(result.policy.meta["smallest_size"], rel=1e-6)
-    assert result.metrics["costs"]["size_bytes"] < 0.5 * result.metrics["reference_w8a8"]["size_bytes"] / 2
+    assert result.metrics["costs"]["size_bytes"] < 0.35 * result.metrics["reference_w8a8"]["size_bytes"]
     assert load_run(tmp_path / "run").policy.to_dict() == result.policy.to_dict()
 
 
