@@ -16,7 +16,7 @@ SHORT = dict(pretrain_epochs=1, search_epochs=1, finetune_epochs=0, batch_size=1
 def test_points_are_ordered_loose_to_tight_with_infeasible_kept(sweep):
     _, result = sweep
     points = result.points
-    assert list(points["name"]) == ["01-size-0.6x", "02-size-0.305x", "03-size-0.01x", "w8a8"]
+    assert list(points["name"]) == ["01-size-0.7x", "02-size-0.355x", "03-size-0.01x", "w8a8"]
     assert list(points["status"]) == ["ok", "ok", "infeasible", "ok"]
     assert list(points["kind"]) == ["search", "search", "search", "uniform"]
     assert "smallest achievable" in points["message"].iloc[2]
@@ -32,12 +32,12 @@ def test_every_searched_point_meets_its_budget(sweep):
 
 def test_later_points_warm_start_with_a_short_search(sweep):
     out, _ = sweep
-    first = json.loads((out / "runs/01-size-0.6x/metrics.json").read_text())
-    second = json.loads((out / "runs/02-size-0.305x/metrics.json").read_text())
+    first = json.loads((out / "runs/01-size-0.7x/metrics.json").read_text())
+    second = json.loads((out / "runs/02-size-0.355x/metrics.json").read_text())
     assert first["warm_started"] is False and second["warm_started"] is True
     assert second["config"]["search_epochs"] == short_epochs(first["config"]["search_epochs"], DEFAULT_SHORT_FRACTION)
     assert first["config"]["pretrain_epochs"] == second["config"]["pretrain_epochs"] == 0  # pretrained once
-    assert (out / "runs/01-size-0.6x/search_state.pt").is_file()
+    assert (out / "runs/01-size-0.7x/search_state.pt").is_file()
     baseline = json.loads((out / "runs/w8a8/metrics.json").read_text())
     assert baseline["method"] == "uniform" and baseline["config"]["finetune_epochs"] == 1  # search + fine-tune
 
@@ -52,7 +52,7 @@ def test_outputs_and_stated_reference_point(sweep):
     recomputed = summarise_front(pd.read_csv(out / "points.csv"), ("size_bytes",))
     assert meta["swept_front"]["hypervolume"] == pytest.approx(recomputed.hypervolume)
     assert set(meta["timings"]["points"]) == set(meta["timings"]["points_cpu"]) == set(result.points["name"])
-    policy = yaml.safe_load((out / "runs/01-size-0.6x/policy.yaml").read_text())
+    policy = yaml.safe_load((out / "runs/01-size-0.7x/policy.yaml").read_text())
     assert policy["meta"]["method"] == "search"
 
 
@@ -69,7 +69,7 @@ def test_rerun_on_the_same_directory_reuses_finished_points(sweep, small_digits,
     out, result = sweep
     train, test = small_digits
     start = time.perf_counter()
-    again = run_sweep(float_tiny_cnn, train, test, target="bitfusion", sweep="size=0.01x:0.6x:3",
+    again = run_sweep(float_tiny_cnn, train, test, target="bitfusion", sweep="size=0.01x:0.7x:3",
                       baselines=["w8a8"], out_dir=out, meta={"model": "tiny_cnn", "num_classes": 10}, **SHORT)
     assert again.points.loc[again.points["status"] == "ok", "accuracy"].tolist() == pytest.approx(
         result.points.loc[result.points["status"] == "ok", "accuracy"].tolist())
@@ -91,5 +91,5 @@ def test_rerun_with_other_settings_refuses_to_mix_points(sweep, small_digits, fl
     out, _ = sweep
     train, test = small_digits
     with pytest.raises(RunDirError, match=r"other settings \(search_epochs\)"):
-        run_sweep(float_tiny_cnn, train, test, target="bitfusion", sweep="size=0.01x:0.6x:3", baselines=["w8a8"],
+        run_sweep(float_tiny_cnn, train, test, target="bitfusion", sweep="size=0.01x:0.7x:3", baselines=["w8a8"],
                   out_dir=out, meta={"model": "tiny_cnn", "num_classes": 10}, **{**SHORT, "search_epochs": 2})
