@@ -36,6 +36,7 @@ from cost_models import load_profile  # noqa: E402
 from hwqnn.data import load_dataset  # noqa: E402
 from hwqnn.deployment import restrict_to_target  # noqa: E402
 from hwqnn.export import export_onnx  # noqa: E402
+from hwqnn.measure import export_graph, ort_session  # noqa: E402
 from hwqnn.models import create_model, list_models, model_spec  # noqa: E402
 from hwqnn.policy import Policy  # noqa: E402
 from hwqnn.qag import QuantizedModel, apply_policy  # noqa: E402
@@ -82,13 +83,6 @@ def quantized_w8a8(model: torch.nn.Module, calibration: torch.Tensor) -> Quantiz
     return quantized.eval()
 
 
-def export_float(model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=17, input_names=[INPUT],
-                          output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
-
-
 def quantize_with_ort(float_path: Path, calibration: torch.Tensor, activation: str, path: Path) -> None:
     """``quantize_static`` (QDQ, per-channel int8 weights) after ORT's recommended pre-processing."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -123,7 +117,7 @@ def build_graphs(model_name: str, folder: Path, batches: list[int]) -> Graphs:
         inputs = {b: test[:b] for b in batches}
     example = inputs[max(batches)]
     paths = {"fp32": folder / f"{model_name}_fp32.onnx", "hwqnn": folder / f"{model_name}_hwqnn.onnx"}
-    export_float(model, example, paths["fp32"])
+    export_graph(model, example, "fp32", paths["fp32"], TARGET)
     report = export_onnx(quantized_w8a8(model, calibration), example, paths["hwqnn"], target=TARGET)
     notes = [f"hwqnn export: ORT (optimized) vs PyTorch top-1 agreement {report.top1_agreement_optimized}"]
     for activation in ORT_ACTIVATIONS:
@@ -132,25 +126,13 @@ def build_graphs(model_name: str, folder: Path, batches: list[int]) -> Graphs:
     return Graphs(paths, {b: x.numpy() for b, x in inputs.items()}, notes)
 
 
-def session(path: Path, threads: int, optimized_path: Path | None = None):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # the "optimized model is hardware specific" warning
-    if optimized_path is not None:
-        options.optimized_model_filepath = str(optimized_path)
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def optimized_op_counts(path: Path, threads: int = 1) -> Counter:
     """Op types of the graph ONNX Runtime actually runs for ``path`` (ORT_ENABLE_ALL)."""
     import onnx
 
     with tempfile.TemporaryDirectory() as folder:
         optimized = Path(folder) / "optimized.onnx"
-        session(path, threads, optimized)
+        ort_session(path, threads, optimized_path=optimized)
         return Counter(node.op_type for node in onnx.load(str(optimized)).graph.node)
 
 
@@ -189,7 +171,7 @@ class Row:
 def measure(model_name: str, folder: Path, batches: list[int], repeats: int, threads: int,
             sample_ms: float) -> tuple[list[Row], list[str]]:
     graphs = build_graphs(model_name, folder, batches)
-    sessions = {name: session(path, threads) for name, path in graphs.paths.items()}
+    sessions = {name: ort_session(path, threads) for name, path in graphs.paths.items()}
     kernels = {name: sum(n for op, n in optimized_op_counts(path, threads).items() if integer_kernels(op))
                for name, path in graphs.paths.items()}
     medians = {b: interleaved_medians(sessions, {INPUT: graphs.inputs[b]}, repeats, sample_ms) for b in batches}

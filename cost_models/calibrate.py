@@ -124,8 +124,8 @@ def _efficiency_names(before: dict[str, float]) -> list[str]:
 
 def _params_fitted(n_rows: int, efficiencies: list[str]) -> list[str]:
     """The efficiencies, then overhead and derating as the number of rows allows."""
-    if n_rows < len(efficiencies) + 1:
-        return efficiencies[:1] if len(efficiencies) == 1 else efficiencies[:n_rows]
+    if n_rows <= len(efficiencies):
+        return efficiencies[:n_rows]
     if n_rows == len(efficiencies) + 1:
         return [*efficiencies, "layer_overhead_s"]
     return [*efficiencies, "bandwidth_derating", "layer_overhead_s"]

@@ -83,7 +83,9 @@ def _w8a8_graph(model: torch.nn.Module, example: torch.Tensor, path: Path, profi
         export_onnx(quantized.eval(), example, path, target=profile, verify=False)
 
 
-def _session(path: Path, threads: int, profile_prefix: str | None = None):
+def ort_session(path: Path, threads: int, *, profile_prefix: str | None = None, optimized_path: Path | None = None):
+    """A CPU ONNX Runtime session of the graph at ``path`` (ORT_ENABLE_ALL, ``threads`` threads), optionally
+    profiling its nodes or writing the optimized graph it runs to ``optimized_path``."""
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = threads
@@ -92,6 +94,8 @@ def _session(path: Path, threads: int, profile_prefix: str | None = None):
     if profile_prefix is not None:
         options.enable_profiling = True
         options.profile_file_prefix = profile_prefix
+    if optimized_path is not None:
+        options.optimized_model_filepath = str(optimized_path)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -108,7 +112,7 @@ def _time_runs(session, feed: dict, warmup: int, repeats: int) -> list[float]:
 
 def _node_times(path: Path, feed: dict, threads: int, runs: int, folder: Path) -> dict[tuple[str, str], float]:
     """Median kernel time (ms) of each optimized-graph node over ``runs`` profiled runs, by (node, op type)."""
-    session = _session(path, threads, str(folder / "ort_profile"))
+    session = ort_session(path, threads, profile_prefix=str(folder / "ort_profile"))
     session.run(None, feed)  # warm-up, also profiled: dropped below by keeping the last runs only
     for _ in range(runs):
         session.run(None, feed)
@@ -146,7 +150,7 @@ def export_graph(model: torch.nn.Module, example: torch.Tensor, precision: str, 
 
 def time_graph(path: Path, inputs: np.ndarray, *, threads: int = 1, warmup: int = 3, repeats: int = 10) -> np.ndarray:
     """Milliseconds of ``repeats`` runs of the ONNX graph at ``path`` on ``inputs``, each timed on its own."""
-    session = _session(path, threads)
+    session = ort_session(path, threads)
     return np.array(_time_runs(session, {INPUT: inputs}, warmup, repeats)) * 1e3
 
 
@@ -206,4 +210,5 @@ def write_measurements(result: Measurements, folder: str | os.PathLike) -> dict[
     return paths
 
 
-__all__ = ["measure_latencies", "write_measurements", "export_graph", "time_graph", "Measurements", "PRECISIONS"]
+__all__ = ["measure_latencies", "write_measurements", "export_graph", "time_graph", "ort_session", "Measurements",
+           "PRECISIONS"]

@@ -112,13 +112,7 @@ def requantize_after_moves(model) -> int:
             for i, name in enumerate(user.input):
                 if name == node.output[0]:
                     user.input[i] = dequantized
-    if inserts:
-        nodes = []
-        for node in graph.node:
-            nodes.append(node)
-            nodes.extend(inserts.get(node.name, []))
-        del graph.node[:]
-        graph.node.extend(nodes)
+    _insert_nodes(graph, after=inserts)
     return len(inserts)
 
 
@@ -164,14 +158,22 @@ def quantize_before_layout_ops(model) -> int:
             onnx.helper.make_node("DequantizeLinear", [quantized, *node.input[1:]], [dequantized],
                                   name=f"{stem}/DequantizeLinear")]
         layout.input[0] = dequantized
-    if moves:
-        nodes = []
-        for node in graph.node:
-            nodes.extend(moves.get(node.name, []))
-            nodes.append(node)
-        del graph.node[:]
-        graph.node.extend(nodes)
+    _insert_nodes(graph, before=moves)
     return len(moves)
+
+
+def _insert_nodes(graph, before: dict | None = None, after: dict | None = None) -> None:
+    """Put new nodes in front of / behind the nodes named in ``before`` / ``after`` (keeping topological order)."""
+    before, after = before or {}, after or {}
+    if not before and not after:
+        return
+    nodes = []
+    for node in graph.node:
+        nodes.extend(before.get(node.name, []))
+        nodes.append(node)
+        nodes.extend(after.get(node.name, []))
+    del graph.node[:]
+    graph.node.extend(nodes)
 
 
 def split_gemm_biases(model) -> int:

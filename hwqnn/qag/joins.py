@@ -34,22 +34,41 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cost_models import op_layer_name
-from cost_models.float_ops import JOIN_BITS  # the width the cost models price a joined op at
+from cost_models.float_ops import (  # the cost models' own rule: what is joined, what a conv passes through
+    CONV_PASS_OP_TYPES,
+    FLOAT_OP_FUNCTIONS,
+    FREE_FUNCTIONS,
+    JOIN_BITS,
+    JOINED_OP_TYPES,
+)
 
 from .ops import QuantOp
 from .slot import QuantSlot
 
 JOIN_SCHEME = "uniform"
 
+
+
+def _fx_targets(op_types) -> dict[object, str]:
+    """The fx call_function targets and call_method names of the cost models' functions of ``op_types``
+    (``FLOAT_OP_FUNCTIONS``): one table decides both what the recorder prices as joined and what QAG joins.
+    ``Tensor.__add__`` is traced as ``operator.add``, ``Tensor.add`` as the method name ``"add"``."""
+    targets: dict[object, str] = {}
+    for fn, op_type in FLOAT_OP_FUNCTIONS.items():
+        if op_type not in op_types:
+            continue
+        targets[fn] = op_type
+        name = getattr(fn, "__name__", "")
+        if getattr(torch.Tensor, name, None) is fn:
+            targets[name] = op_type
+            operator_fn = getattr(operator, name.strip("_"), None) if name.startswith("__") else None
+            if operator_fn is not None:
+                targets[operator_fn] = op_type
+    return targets
+
+
 #: Joined call_function / call_method targets -> the float op type the cost model records them as.
-_JOIN_FUNCTIONS: dict[object, str] = {
-    operator.add: "add", operator.iadd: "add", torch.add: "add", "add": "add", "add_": "add",
-    torch.mean: "mean", "mean": "mean",
-    F.avg_pool1d: "avg_pool", F.avg_pool2d: "avg_pool", F.avg_pool3d: "avg_pool",
-    F.adaptive_avg_pool1d: "adaptive_avg_pool", F.adaptive_avg_pool2d: "adaptive_avg_pool",
-    F.adaptive_avg_pool3d: "adaptive_avg_pool",
-    torch.cat: "cat", torch.concat: "cat", torch.concatenate: "cat", torch.stack: "cat",
-}
+_JOIN_FUNCTIONS = _fx_targets(JOINED_OP_TYPES)
 _JOIN_MODULES: dict[type, str] = {
     nn.AvgPool1d: "avg_pool", nn.AvgPool2d: "avg_pool", nn.AvgPool3d: "avg_pool",
     nn.AdaptiveAvgPool1d: "adaptive_avg_pool", nn.AdaptiveAvgPool2d: "adaptive_avg_pool",
@@ -57,8 +76,7 @@ _JOIN_MODULES: dict[type, str] = {
 }
 #: Ops a quantized conv output passes through unchanged in kind: folded (BatchNorm), fused as the conv's
 #: epilogue (ReLU, ReLU6), or commuting with quantization (max pooling, dropout at inference).
-_PASS_FUNCTIONS = {F.relu, torch.relu, F.relu6, F.hardtanh, F.batch_norm, F.dropout, F.max_pool1d, F.max_pool2d,
-                   F.max_pool3d, "relu", "relu_"}
+_PASS_FUNCTIONS = set(_fx_targets(CONV_PASS_OP_TYPES)) | set(FREE_FUNCTIONS)
 _PASS_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.MaxPool1d,
                  nn.MaxPool2d, nn.MaxPool3d, nn.Identity, nn.Dropout, nn.Dropout2d)
 _IDENTITIES = (nn.Identity, nn.Dropout, nn.Dropout2d)
@@ -80,6 +98,7 @@ class QuantJoin(nn.Module):
         self.input_index = input_index
         self.act_slot = QuantSlot("activation", schemes=[JOIN_SCHEME], bits_range=(JOIN_BITS, JOIN_BITS))
         self.act_slot.freeze_search_parameters()
+        self.act_slot.set_fixed(JOIN_SCHEME, JOIN_BITS)  # never searched; the model's mode switches skip it
         self.set_signed_only(True)
         object.__setattr__(self, "_producers", tuple(producers))
         object.__setattr__(self, "_sibling", sibling)
@@ -98,8 +117,7 @@ class QuantJoin(nn.Module):
     @property
     def active(self) -> bool:
         """Whether a convolution feeding this op is quantized now (else the join is the identity)."""
-        return not self.act_slot.pinned_float and any(
-            s.mode != "float" for p in self._producers for s in p.slots)
+        return any(s.mode != "float" for p in self._producers for s in p.slots)
 
     def shared_slot(self) -> QuantSlot | None:
         """The sibling's activation slot when it quantizes this tensor on a uniform grid at least as wide."""
@@ -114,11 +132,7 @@ class QuantJoin(nn.Module):
         if not self.active:
             return None
         shared = self.shared_slot()
-        if shared is not None:
-            return shared
-        if self.act_slot.mode != "fixed" or self.act_slot.fixed_bits != self.bits:
-            self.act_slot.set_fixed(JOIN_SCHEME, self.bits)
-        return self.act_slot
+        return shared if shared is not None else self.act_slot
 
     def forward(self, x: Tensor) -> Tensor:
         if self.route is not None:
@@ -205,7 +219,6 @@ def insert_joins(gm: fx.GraphModule, owner_of, root: str) -> list[QuantJoin]:
             return ()
         if node in producers:
             return producers[node]
-        producers[node] = ()  # cycles cannot occur in an fx graph; this guards re-entry only
         op = _quant_op(gm, node)
         if op is not None:
             found = (op,) if op.op_type.startswith("conv") else ()
