@@ -1,8 +1,10 @@
-"""Fit a profile's efficiency, per-layer overhead and bandwidth derating to measured latencies.
+"""Fit a profile's efficiencies, bandwidth derating and overheads to measured latencies.
 
 For each measured row the model's latency splits into the layers the device runs itself,
-``sum_i max(compute_i / efficiency(p_i), memory_i / derating) + n_layers * overhead``, plus whatever runs
-on a fallback device (kept fixed); ``p_i`` is the precision layer i executes at. Where the rows execute
+``sum_i max(compute_i / efficiency(p_i), memory_i / derating) + n_layers * layer overhead + inference
+overhead``, plus whatever runs on a fallback device (kept fixed); the per-inference overhead (launch,
+synchronisation, host copies) is paid once per batch, so rows at several batch sizes and of models of
+different depths tell it apart from the per-layer one; ``p_i`` is the precision layer i executes at. Where the rows execute
 MACs at more than one precision (fp32 and int8 graphs), each precision gets its own efficiency
 (``efficiency_by_precision``: a CPU's int8 kernels and its fp32 ones reach different shares of their
 peaks); otherwise one efficiency is fitted. ``scipy.optimize.least_squares`` fits on
@@ -11,7 +13,6 @@ peaks); otherwise one efficiency is fitted. ``scipy.optimize.least_squares`` fit
 
 from __future__ import annotations
 
-import datetime
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +31,10 @@ from .profile import HardwareProfile
 from .profile_loader import load_profile
 from .reference_workloads import reference_workload
 
-PARAMS = ("efficiency", "bandwidth_derating", "layer_overhead_s")
-BOUNDS = {"efficiency": (1e-3, 1.0), "bandwidth_derating": (1e-2, 1.0), "layer_overhead_s": (0.0, 1e-2)}
+PARAMS = ("efficiency", "bandwidth_derating", "layer_overhead_s", "inference_overhead_s")
+BOUNDS = {"efficiency": (1e-3, 1.0), "bandwidth_derating": (1e-2, 1.0), "layer_overhead_s": (0.0, 1e-2),
+          "inference_overhead_s": (0.0, 0.1)}
+OVERHEADS = ("layer_overhead_s", "inference_overhead_s")  # fitted in milliseconds, the others in decades
 
 
 @dataclass
@@ -75,7 +78,7 @@ def _decompose(profile: HardwareProfile, row: pd.Series) -> tuple[np.ndarray, np
     except CostModelError as exc:
         raise CalibrationError(f"measurement row {row.name}: {exc}") from None
     unit = profile.with_params(efficiency=1.0, bandwidth_derating=1.0, layer_overhead_s=0.0,
-                               efficiency_by_precision={})
+                               inference_overhead_s=0.0, efficiency_by_precision={})
     precisions = resolve_precisions(str(row["precision"]), workload.names)
     from .validate import deployed_float_op_bits
 
@@ -97,7 +100,7 @@ def _efficiencies(labels: np.ndarray, params: dict[str, float]) -> np.ndarray:
 def _predict(parts, params: dict[str, float]) -> np.ndarray:
     return np.array([
         np.maximum(compute / _efficiencies(labels, params), memory / params["bandwidth_derating"]).sum()
-        + n_layers * params["layer_overhead_s"] + fixed
+        + n_layers * params["layer_overhead_s"] + params["inference_overhead_s"] + fixed
         for compute, memory, n_layers, fixed, labels in parts
     ])
 
@@ -123,12 +126,16 @@ def _efficiency_names(before: dict[str, float]) -> list[str]:
 
 
 def _params_fitted(n_rows: int, efficiencies: list[str]) -> list[str]:
-    """The efficiencies, then overhead and derating as the number of rows allows."""
-    if n_rows <= len(efficiencies):
+    """The efficiencies, then the overheads and the derating as the number of rows allows (the per-inference
+    overhead only with a row to spare for it: with as many parameters as rows a fit interpolates)."""
+    spare = n_rows - len(efficiencies)
+    if spare <= 0:
         return efficiencies[:n_rows]
-    if n_rows == len(efficiencies) + 1:
+    if spare == 1:
         return [*efficiencies, "layer_overhead_s"]
-    return [*efficiencies, "bandwidth_derating", "layer_overhead_s"]
+    if spare < 4:
+        return [*efficiencies, "bandwidth_derating", "layer_overhead_s"]
+    return [*efficiencies, "bandwidth_derating", "layer_overhead_s", "inference_overhead_s"]
 
 
 def _bounds(name: str) -> tuple[float, float]:
@@ -140,12 +147,14 @@ def _fit(parts, measured: np.ndarray, before: dict[str, float]):
     fitted = _params_fitted(len(measured), _efficiency_names(before))
 
     def to_x(name: str, value: float) -> float:
-        return value * 1e3 if name == "layer_overhead_s" else float(np.log10(value))
+        return value * 1e3 if name in OVERHEADS else float(np.log10(value))
 
     def to_params(x: np.ndarray) -> dict[str, float]:
         params = dict(before)
         for name, value in zip(fitted, x):
-            params[name] = float(value * 1e-3 if name == "layer_overhead_s" else 10.0 ** value)
+            params[name] = float(value * 1e-3 if name in OVERHEADS else 10.0 ** value)
+            if name in OVERHEADS and params[name] < 1e-9:  # at its bound of 0, up to the solver's rounding
+                params[name] = 0.0
         per_precision = [params[n] for n in fitted if n.startswith("efficiency_")]
         if per_precision:  # a precision the rows never ran gets their geometric mean, not the stale prior
             params["efficiency"] = float(np.exp(np.mean(np.log(per_precision))))
@@ -160,7 +169,9 @@ def _fit(parts, measured: np.ndarray, before: dict[str, float]):
         data = np.log(_predict(parts, to_params(x))) - np.log(measured)
         return np.concatenate([data, prior * (x - x0)])
 
-    result = least_squares(residuals, x0, bounds=(low, high), method="trf", diff_step=1e-3)
+    # start strictly inside the bounds: from an overhead's bound of 0 the solver may never leave it
+    start = np.clip(x0, np.add(low, 1e-2), np.subtract(high, 1e-6))
+    result = least_squares(residuals, start, bounds=(low, high), method="trf", diff_step=1e-3)
     return to_params(result.x), result, fitted
 
 
@@ -189,13 +200,17 @@ def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | 
               ) -> tuple[HardwareProfile, CalibrationReport]:
     """Refit efficiency, bandwidth derating and layer overhead of ``profile`` to its measured rows.
 
-    Uses every row of ``measurements_csv`` (path or DataFrame) whose ``device`` is the profile's name.
+    Uses every row of ``measurements_csv`` (path or DataFrame) whose ``device`` is the profile's name. A
+    profile that was calibrated before is refitted from its numbers' ``prior:`` values (so refitting the
+    shipped profiles on the shipped table gives them back), and every fitted number is written with its
+    prior.
     With fewer than 3 rows only efficiency (1 row) or efficiency and overhead (2 rows) are fitted.
     If ``out_path`` is given, the calibrated profile is written there (its name becomes the file
     stem) with ``derived:`` notes, and re-read to validate it, but only when the fit's leave-one-model-out
     error beats the shipped profile's on the same rows; otherwise ``report.extra["not_written"]`` says why.
     """
-    base = load_profile(profile)
+    shipped = load_profile(profile)
+    base = shipped.prior_profile()  # a calibrated profile is refitted from its priors, and judged against them
     rows = rows_for(read_measurements(measurements_csv), base.name)
     if rows.empty:
         raise CalibrationError(f"no measurement rows for device {base.name!r} in {measurements_csv!s:.200}; "
@@ -217,19 +232,24 @@ def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | 
     table["error_after_pct"] = 100 * (table["after_s"] / measured - 1)
 
     source = measurements_csv if not isinstance(measurements_csv, pd.DataFrame) else "a measurement table"
-    note = (f"calibrate() {datetime.date.today().isoformat()}: least squares on log latency (weak prior towards the "
-            f"shipped value; leave-one-model-out error beat it) over {len(rows)} "
-            f"measured rows of {Path(str(source)).name} for {base.name}")
-    notes = {k: f"{note}; shipped value {before[k]:.6g}" for k in fitted}
+    models = ", ".join(dict.fromkeys(rows["model"].astype(str)))
+    held_out = (f"; leave-one-model-out median |error| {cv['mdape_fit']:.1f}% against {cv['mdape_prior']:.1f}% for the prior"
+                if cv else "")
+    note = (f"fitted by calibrate() (least squares on log latency, weak pull towards the prior) to {len(rows)} "
+            f"measured rows of {Path(str(source)).name} for {base.name} ({models}; precisions "
+            f"{', '.join(dict.fromkeys(rows['precision'].astype(str)))}; batches "
+            f"{', '.join(map(str, sorted(set(rows['batch_size'].astype(int)))))}){held_out}")
+    notes = {k: note for k in fitted}
     name = Path(out_path).stem if out_path is not None else base.name
     scalars = {k: after[k] for k in fitted if k in PARAMS}
     if any(k.startswith("efficiency_") for k in fitted):  # the default for other precisions moved with them
         scalars["efficiency"] = after["efficiency"]
         notes["efficiency"] = f"{note}; geometric mean of the fitted per-precision efficiencies"
     by_precision = {k.removeprefix("efficiency_"): after[k] for k in fitted if k not in PARAMS}
+    priors = {k: before[k] for k in scalars} | {f"efficiency_{k}": before[f"efficiency_{k}"] for k in by_precision}
     calibrated = base.with_params(**scalars, efficiency_by_precision=({**base.efficiency_by_precision, **by_precision}
                                                                       if by_precision else None),
-                                  name=name, notes=notes)
+                                  name=name, notes=notes, priors=priors)
     report = CalibrationReport(device=base.name, fitted=fitted, params_before=before, params_after=after,
                                rows=table, success=bool(result.success), message=str(result.message),
                                extra={"cross_validation": cv})
@@ -259,7 +279,9 @@ def _write_profile(profile: HardwareProfile, out: Path) -> HardwareProfile:
     tmp = out.with_suffix(out.suffix + ".tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(yaml.safe_dump(profile.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+        text = yaml.safe_dump(profile.to_dict(), sort_keys=False, allow_unicode=True, default_flow_style=None,
+                              width=100_000)
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, out)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(out) else ""

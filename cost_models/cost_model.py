@@ -5,7 +5,8 @@ Every cost is the *expected cost under stochastic rounding* of the bitwidths: th
 is exact at integers, piecewise-linear in between, and differentiable w.r.t. both bitwidths.
 
 Per corner, a roofline: ``latency = max(compute, memory) + overhead (+ host transfer)`` where
-``compute = MACs * seconds_per_MAC(kind, bits) / efficiency`` and ``memory`` is the slowest memory
+``compute = MACs * seconds_per_MAC(kind, bits) / efficiency(precision) * waves`` (``waves`` >= 1: the
+GPU tile and wave quantization of the profile's ``tiling``, 1 elsewhere) and ``memory`` is the slowest memory
 level's ``bytes / (bandwidth * derating)``. Bytes moved (a documented proxy): the weights once per
 batch, the input and the output activations, all at the *execution* precision (a 4-bit weight that
 a GPU computes in INT8 moves as 8 bits). A smooth max (log-sum-exp, temperature 2% of the two terms)
@@ -16,7 +17,9 @@ memory-bound kernels at the device's float precision with one per-layer overhead
 (see cost_models.float_ops and cost_models.float_op_costs). Their costs do not depend on the policy: in
 ``layer_costs`` they are constants added to the row each is charged to (the quantizable op that ran
 before it), so totals, the search's expected costs and the MILP all include them; ``evaluate`` takes
-them back out of that row and reports each as its own row.
+them back out of that row and reports each as its own row. The profile's per-inference overhead (launch,
+synchronisation, host copies: once per batch) is charged to the first row the same way and reported as
+its own ``overhead`` row.
 """
 
 from __future__ import annotations
@@ -119,7 +122,8 @@ class CostModel:
         tables = self.profile.execution_tables()
         layers = self.workload.layers
         batch = self.batch_size
-        macs = sum(layer.macs for layer in layers) * batch
+        tiling = self.wave_factors().max()
+        macs = sum(layer.macs for layer in layers) * batch * tiling
         moved = (sum(layer.weight_elems + layer.in_elems + layer.out_elems for layer in layers) * MAX_BITS / 8
                  + sum(op.in_elems + op.out_elems for op in self.workload.float_ops) * FLOAT_OP_BYTES) * batch
         levels = [(p, level) for p in self.devices for level in p.memory.values()]
@@ -129,7 +133,8 @@ class CostModel:
             "latency": macs * _largest(tables.seconds_per_mac)
             * _largest([_inverse(min([p.efficiency, *p.efficiency_by_precision.values()])) for p in self.devices])
             + moved * slowest_byte
-            + (len(layers) + len(self.workload.float_ops)) * _largest([p.layer_overhead_s for p in self.devices]),
+            + (len(layers) + len(self.workload.float_ops)) * _largest([p.layer_overhead_s for p in self.devices])
+            + self.profile.inference_overhead_s,
             "energy": macs * _largest(tables.energy_per_mac)
             + moved * len(levels) * _largest([level.energy_per_byte for _, level in levels]),
         }
@@ -195,12 +200,27 @@ class CostModel:
 
             link = self.profile.memory.get("link")
             consts = dict(workload_columns(self.workload, dtype, device))
+            consts["wave_factor"] = torch.as_tensor(self.wave_factors(), dtype=dtype, device=device)
+            once = np.zeros(len(self.workload))
+            once[0] = self.profile.inference_overhead_s
+            consts["inference_latency"] = torch.as_tensor(once, dtype=dtype, device=device)
             consts.update(self._float_op_columns(scalars(self.profile), dtype, device))
             consts["devices"] = [scalars(p) for p in self.devices]
             consts["link_spb"] = 0.0 if link is None else 1.0 / (link.bandwidth * self.profile.bandwidth_derating)
             consts["link_epb"] = 0.0 if link is None else link.energy_per_byte
             self._cache[key] = consts
         return self._cache[key]
+
+    def wave_factors(self) -> np.ndarray:
+        """Per layer, the profile's tile and wave quantization of its GEMM at this batch (1 without tiling):
+        rows = batch x output positions, columns = output channels (see ``Tiling``)."""
+        tiling = self.profile.tiling
+        if tiling is None:
+            return np.ones(len(self.workload))
+        layers = self.workload.layers
+        columns = np.array([float(layer.out_channels) for layer in layers])
+        rows = np.array([layer.out_elems for layer in layers]) / np.maximum(columns, 1) * self.batch_size
+        return tiling.factor(rows, columns)
 
     def _float_op_columns(self, device_scalars: dict, dtype: torch.dtype, device: torch.device) -> dict[str, Tensor]:
         """Per quantizable row: latency, energy and peak bytes of the float ops charged to it.
@@ -300,6 +320,8 @@ class CostModel:
 
         macs = c["macs"] * batch
         compute_s = macs * gather("seconds_per_mac") * per_device("inv_efficiency")
+        if self.profile.tiling is not None:  # the layer occupies whole tiles and waves of this device's units
+            compute_s = compute_s * (1 + (1 - on_fallback) * (c["wave_factor"] - 1))
         if "efficiency_scale" in tables:  # per-precision efficiencies (profile.efficiency_by_precision)
             compute_s = compute_s * gather("efficiency_scale")
         moved_weight_elems = c["weight_elems"] * (is_param + (1 - is_param) * batch)
@@ -311,7 +333,8 @@ class CostModel:
         memory_s = torch.maximum(dram_bytes * per_device("dram_spb"), sram_bytes * per_device("sram_spb"))
         link_bytes = on_fallback * a_moved
         bound = smooth_max(compute_s, memory_s) if smooth else torch.maximum(compute_s, memory_s)
-        latency = bound + per_device("overhead") + link_bytes * c["link_spb"] + c["float_latency"]
+        latency = (bound + per_device("overhead") + link_bytes * c["link_spb"] + c["float_latency"]
+                   + c["inference_latency"])
         energy = (macs * gather("energy_per_mac") + dram_bytes * per_device("dram_epb")
                   + sram_bytes * per_device("sram_epb") + link_bytes * c["link_epb"] + c["float_energy"])
         return {
@@ -370,7 +393,8 @@ class CostModel:
         self._refuse_unbounded({name: float(value) for name, value in totals.items()})
         prices = self._float_op_prices()
         columns = layer_columns(self.workload, precisions, self.batch_size,
-                                {k: v.numpy() for k, v in costs.items()}, execution, prices, self.profile.name)
+                                {k: v.numpy() for k, v in costs.items()}, execution, prices, self.profile.name,
+                                self.profile.inference_overhead_s)
         records = self._cache.get("float_op_records")
         if records is None:
             records = self._cache["float_op_records"] = self.float_op_costs()

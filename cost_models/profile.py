@@ -1,8 +1,9 @@
 """HardwareProfile: the validated, SI-unit view of one ``hardware_profiles/<name>.yaml``.
 
-The loader (:mod:`cost_models.profile_loader`) builds these; cost models read them. Efficiency,
-bandwidth derating and per-layer overhead are the three numbers :func:`cost_models.calibrate` refits,
-so :meth:`HardwareProfile.with_params` swaps them without rebuilding the precision tables.
+The loader (:mod:`cost_models.profile_loader`) builds these; cost models read them. Efficiency (per
+precision), bandwidth derating, the per-layer and the per-inference overheads are the numbers
+:func:`cost_models.calibrate` refits, so :meth:`HardwareProfile.with_params` swaps them without
+rebuilding the precision tables.
 """
 
 from __future__ import annotations
@@ -50,6 +51,24 @@ class MemoryLevel:
 
 
 @dataclass(frozen=True)
+class Tiling:
+    """How a GPU spreads one GEMM: the output (rows = batch x output pixels, columns = output channels) is
+    cut into ``tile_m x tile_n`` tiles, run ``units`` (SMs) at a time. A layer whose tiles fill 1.1 waves
+    takes 2 waves, and a layer narrower than a tile still pays for the whole tile."""
+
+    units: int
+    tile_m: int
+    tile_n: int
+
+    def factor(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """Per layer, time of the waves it occupies / time of its useful work (>= 1)."""
+        rows, columns = np.maximum(np.asarray(rows, float), 1), np.maximum(np.asarray(columns, float), 1)
+        tiles = np.ceil(rows / self.tile_m) * np.ceil(columns / self.tile_n)
+        waves = np.ceil(tiles / self.units)
+        return waves * self.units * self.tile_m * self.tile_n / (rows * columns)
+
+
+@dataclass(frozen=True)
 class ProfileNumber:
     """One number of a profile as ``hwqnn profiles show`` lists it: its dotted field, its value as written,
     and where it comes from (``source: ...``, ``derived: ...``, or ``default: ...`` when the file leaves
@@ -82,6 +101,14 @@ class HardwareProfile:
     #: Efficiency per executed precision (``fp32``, ``int8``...), overriding ``efficiency`` there: a CPU's
     #: int8 kernels and its fp32 ones reach different shares of their peaks.
     efficiency_by_precision: dict[str, float] = field(default_factory=dict)
+    #: Fixed cost of one inference call whatever the model (runtime launch, synchronisation, host copies of
+    #: the input and output): paid once per batch, not per layer.
+    inference_overhead_s: float = 0.0
+    #: GPU tile and wave quantization (None: the device has no such granularity, or the profile does not say).
+    tiling: Tiling | None = None
+    #: Datasheet-derived starting values of the numbers a calibration fitted (``efficiency``,
+    #: ``layer_overhead_s``, ``efficiency_int8``...): what a refit starts from and must beat.
+    priors: dict[str, float] = field(default_factory=dict)
     raw: dict = field(default_factory=dict, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -135,29 +162,56 @@ class HardwareProfile:
         return {kind: spec.native_bits for kind, spec in self.compute.items() if spec.native_bits}
 
     # --- calibration -------------------------------------------------------------------------------
+    def prior_profile(self) -> HardwareProfile:
+        """This profile with every calibrated number back at its prior (itself where none was calibrated)."""
+        if not self.priors:
+            return self
+        scalars = {k: v for k, v in self.priors.items() if not k.startswith("efficiency_")}
+        default = scalars.get("efficiency", self.efficiency)
+        # a per-precision prior equal to the scalar one is the scalar: the fit added that precision, so the
+        # prior has none, and a refit of one precision moves the others with it, as it did the first time
+        by_precision = {label: self.priors.get(f"efficiency_{label}", value)
+                        for label, value in self.efficiency_by_precision.items()
+                        if self.priors.get(f"efficiency_{label}", value) != default}
+        notes = {k: "prior (datasheet-derived starting value) of a calibrated number" for k in self.priors}
+        return self.with_params(**scalars, efficiency_by_precision=by_precision, notes=notes, priors={})
+
     def with_params(
         self,
         *,
         efficiency: float | None = None,
         bandwidth_derating: float | None = None,
         layer_overhead_s: float | None = None,
+        inference_overhead_s: float | None = None,
         efficiency_by_precision: dict[str, float] | None = None,
         name: str | None = None,
         notes: dict[str, str] | None = None,
+        priors: dict[str, float] | None = None,
     ) -> HardwareProfile:
-        """A copy with new efficiency / derating / overhead (and per-precision efficiencies: given, they
-        replace the profile's); precision tables are shared (they do not use them)."""
+        """A copy with new efficiency / derating / overheads (and per-precision efficiencies: given, they
+        replace the profile's); precision tables are shared (they do not use them). ``priors`` (keys as in
+        :attr:`priors`) replace the profile's and are written as each number's ``prior:``."""
         raw = copy.deepcopy(self.raw)
         notes = notes or {}
         changes: dict[str, Any] = {}
+        if priors is not None:
+            changes["priors"] = {k: float(v) for k, v in priors.items()}
+        all_priors = changes.get("priors", self.priors)
+
+        def leaf(key: str, value, default_note: str) -> dict:
+            node = {"value": value, "derived": notes.get(key, default_note)}
+            if key in all_priors:
+                prior = all_priors[key]
+                node["prior"] = f"{prior * 1e6:.6g} us" if key.endswith("overhead_s") else round(prior, 6)
+            return node
+
         if efficiency_by_precision is not None:
             changes["efficiency_by_precision"] = {k: float(v) for k, v in efficiency_by_precision.items()}
             raw.pop("efficiency_by_precision", None)
             if efficiency_by_precision:
                 raw["efficiency_by_precision"] = {
-                    label: {"value": round(float(value), 6),
-                            "derived": notes.get(f"efficiency_{label}",
-                                                 f"set by HardwareProfile.with_params ({label} {value:.6g})")}
+                    label: leaf(f"efficiency_{label}", round(float(value), 6),
+                                f"set by HardwareProfile.with_params ({label} {value:.6g})")
                     for label, value in efficiency_by_precision.items()}
         for key, value, raw_value in (
             ("efficiency", efficiency, None if efficiency is None else round(float(efficiency), 6)),
@@ -165,13 +219,14 @@ class HardwareProfile:
              None if bandwidth_derating is None else round(float(bandwidth_derating), 6)),
             ("layer_overhead_s", layer_overhead_s,
              None if layer_overhead_s is None else f"{layer_overhead_s * 1e6:.6g} us"),
+            ("inference_overhead_s", inference_overhead_s,
+             None if inference_overhead_s is None else f"{inference_overhead_s * 1e6:.6g} us"),
         ):
             if value is None:
                 continue
             changes[key] = float(value)
-            raw_key = "layer_overhead" if key == "layer_overhead_s" else key
-            raw[raw_key] = {"value": raw_value,
-                            "derived": notes.get(key, f"set by HardwareProfile.with_params({key}={value:.6g})")}
+            raw_key = key.removesuffix("_s")
+            raw[raw_key] = leaf(key, raw_value, f"set by HardwareProfile.with_params({key}={value:.6g})")
         if name is not None:
             changes["name"] = name
             raw["name"] = name
@@ -216,7 +271,11 @@ class HardwareProfile:
             lines.append(f"  memory {level.name}: {bandwidth}, {size}, {level.energy_per_byte * 1e12:.4g} pJ/B")
         per_precision = "".join(f", {label} {value:.3g}" for label, value in self.efficiency_by_precision.items())
         lines.append(f"  efficiency {self.efficiency:.3g}{per_precision}, bandwidth derating "
-                     f"{self.bandwidth_derating:.3g}, layer overhead {self.layer_overhead_s * 1e6:.4g} us")
+                     f"{self.bandwidth_derating:.3g}, layer overhead {self.layer_overhead_s * 1e6:.4g} us, "
+                     f"inference overhead {self.inference_overhead_s * 1e6:.4g} us")
+        if self.tiling is not None:
+            t = self.tiling
+            lines.append(f"  tiling: {t.tile_m}x{t.tile_n} output tiles over {t.units} units (wave quantization)")
         if self.fallback:
             lines.append(f"  fallback device: {self.fallback}")
         return "\n".join(lines)

@@ -15,15 +15,21 @@ from typing import Any
 
 from .errors import ProfileError
 from .precision import COMPUTE_KINDS
-from .profile import ENERGY_FIELDS, MEMORY_LEVELS, PROFILE_TYPES, ComputeKind, HardwareProfile, MemoryLevel
+from .profile import ENERGY_FIELDS, MEMORY_LEVELS, PROFILE_TYPES, ComputeKind, HardwareProfile, MemoryLevel, Tiling
 from .units import UnitError, parse_quantity
 
 SCHEMA_VERSION = 1
 _TOP_FIELDS = {"schema_version", "name", "description", "type", "compute", "efficiency", "bandwidth_derating",
                "layer_overhead", "memory", "energy", "fallback", "bit_brick", "max_bits", "notes", "deployment",
-               "efficiency_by_precision"}
+               "efficiency_by_precision", "inference_overhead", "tiling"}
 _PRECISION_LABEL = re.compile(r"^(fp|int|binary|shift)([1-9][0-9]?)$")
-_QUANTITY_FIELDS = {"value", "source", "derived"}
+_QUANTITY_FIELDS = {"value", "source", "derived", "prior"}
+#: The numbers calibrate() fits, as (YAML field, HardwareProfile attribute, dimension); each may carry a
+#: ``prior:``, the datasheet-derived starting value a fit started from and is cross-validated against.
+CALIBRATED_FIELDS = (("efficiency", "efficiency", "dimensionless"),
+                     ("bandwidth_derating", "bandwidth_derating", "dimensionless"),
+                     ("layer_overhead", "layer_overhead_s", "time"),
+                     ("inference_overhead", "inference_overhead_s", "time"))
 _LEVEL_FIELDS = {
     "dram": {"bandwidth", "size", "energy_per_byte"},
     "sram": {"bandwidth", "size", "energy_per_byte", "holds_weights", "holds_activations"},
@@ -207,14 +213,42 @@ def parse_profile(data: Any, file: str) -> HardwareProfile:
                 raise r.error(f"efficiency_by_precision.{label}", f"unknown precision {shown(label)}; expected "
                               "fp<bits>, int<bits>, binary<bits> or shift<bits> (e.g. fp32, int8)")
             by_precision[label] = r.number(leaf, f"efficiency_by_precision.{label}", "dimensionless")
+    inference_overhead = 0.0
+    if "inference_overhead" in data:
+        inference_overhead = r.number(data["inference_overhead"], "inference_overhead", "time")
+    tiling = _parse_tiling(r, data["tiling"]) if "tiling" in data else None
+    priors = {attr: _prior(r, data[key], key, dimension) for key, attr, dimension in CALIBRATED_FIELDS if key in data}
+    priors.update({f"efficiency_{label}": _prior(r, data["efficiency_by_precision"][label],
+                                                 f"efficiency_by_precision.{label}", "dimensionless")
+                   for label in by_precision})
     return HardwareProfile(
         name=name, description=description, type=kind_type, file=str(file), compute=compute, memory=memory,
-        deployment=deployment, efficiency_by_precision=by_precision,
+        deployment=deployment, efficiency_by_precision=by_precision, inference_overhead_s=inference_overhead,
+        tiling=tiling, priors={k: v for k, v in priors.items() if v is not None},
         efficiency=r.number(data["efficiency"], "efficiency", "dimensionless"),
         bandwidth_derating=r.number(data["bandwidth_derating"], "bandwidth_derating", "dimensionless"),
         layer_overhead_s=r.number(data["layer_overhead"], "layer_overhead", "time"),
         energy_per_mac=energy, brick_bits=brick_bits, max_bits=max_bits, fallback=fallback, raw=data,
     )
+
+
+def _prior(r: _Reader, node: Any, field: str, dimension: str) -> float | None:
+    """The ``prior:`` of a calibrated number (None where it has none), checked like its value."""
+    if not isinstance(node, dict) or "prior" not in node:
+        return None
+    return r.number({"value": node["prior"], "derived": "prior"}, f"{field}.prior", dimension)
+
+
+def _parse_tiling(r: _Reader, node: Any) -> Tiling:
+    """``tiling: {units: {value: 8, source: ...}, tile: {value: [128, 64], source: ...}}``."""
+    r.mapping(node, "tiling", {"units", "tile"}, {"units", "tile"})
+    units = r.integer(node["units"], "tiling.units", 1, 100_000)
+    tile, _ = r.quantity(node["tile"], "tiling.tile")
+    if (not isinstance(tile, list) or len(tile) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in tile)):
+        raise r.error("tiling.tile.value", f"expected [rows, columns] of one output tile, two integers in "
+                                           f"[1, 4096], got {_typed(tile)}")
+    return Tiling(units=units, tile_m=tile[0], tile_n=tile[1])
 
 
 def _parse_compute(r: _Reader, node: Any, kind_type: str, brick_bits: int, max_bits: int) -> dict[str, ComputeKind]:

@@ -19,8 +19,10 @@ LAYER_COLUMNS = (
     "weight_bytes", "activation_bytes", "pricing",
 )
 #: ``pricing`` of a row: a layer the policy sets, a float op (memory-bound kernel), a non-GEMM op whose
-#: inputs are quantized (an integer memory-bound kernel, see ``FloatOpInfo.int_bits``), or an estimated op.
-ROW_PRICINGS = ("policy", "float", "joined", "unpriced")
+#: inputs are quantized (an integer memory-bound kernel, see ``FloatOpInfo.int_bits``), an estimated op, or
+#: the device's fixed per-inference overhead (the first row, where the profile has one).
+ROW_PRICINGS = ("policy", "float", "joined", "unpriced", "overhead")
+INFERENCE_ROW = "(per inference)"
 
 
 def precision_label(p: LayerPrecision) -> str:
@@ -34,18 +36,23 @@ def precision_label(p: LayerPrecision) -> str:
 
 def layer_columns(workload: Workload, precisions: Sequence[LayerPrecision], batch_size: int,
                   costs: dict[str, np.ndarray], execution: dict[str, np.ndarray],
-                  float_ops: FloatOpPrices | None = None, device: str = "") -> dict:
+                  float_ops: FloatOpPrices | None = None, device: str = "", inference_overhead_s: float = 0.0
+                  ) -> dict:
     """The columns of a CostReport's per-layer table (MACs are per batch).
 
     With ``float_ops``, each costed float op is its own row, placed in execution order; its costs, which
     ``costs`` charged to a quantizable row, are taken back out of that row, so the rows still sum to the
     totals. A quantizable row's ``activation_bytes`` stays the peak-memory term the search sees (the
-    larger of its own and those of the float ops charged to it).
+    larger of its own and those of the float ops charged to it). A per-inference overhead, charged to the
+    first row, is taken out of it the same way and becomes the table's first row.
     """
     latency, energy = costs["latency_s"], costs["energy_j"]
     if float_ops is not None and float_ops.ops:
         charged = float_ops.per_row()
         latency, energy = latency - charged["float_latency"], energy - charged["float_energy"]
+    if inference_overhead_s:
+        latency = np.array(latency, dtype=float)
+        latency[0] -= inference_overhead_s
     data = {
         "name": [layer.name for layer in workload.layers],
         "op_type": [layer.op_type for layer in workload.layers],
@@ -65,10 +72,17 @@ def layer_columns(workload: Workload, precisions: Sequence[LayerPrecision], batc
         "activation_bytes": costs["activation_bytes"],
         "pricing": ["policy"] * len(workload),
     }
-    if float_ops is None or not float_ops.ops:
+    if float_ops is not None and float_ops.ops:
+        extra, order = float_ops.table_columns(device), float_ops.layout.merge_order
+        data = {key: np.concatenate([np.asarray(values), extra[key]])[order] for key, values in data.items()}
+    if not inference_overhead_s:
         return data
-    extra, order = float_ops.table_columns(device), float_ops.layout.merge_order
-    return {key: np.concatenate([np.asarray(values), extra[key]])[order] for key, values in data.items()}
+    first = {"name": INFERENCE_ROW, "op_type": "overhead", "macs": 0.0, "bits": "-", "w_kind": "-", "w_bits": 0,
+             "a_kind": "-", "a_bits": 0, "exec_kind": "-", "exec_w_bits": 0, "exec_a_bits": 0, "device": device,
+             "fallback": False, "latency_s": inference_overhead_s, "compute_s": 0.0, "memory_s": 0.0,
+             "bound": "overhead", "energy_j": 0.0, "weight_bytes": 0.0, "activation_bytes": 0.0,
+             "pricing": "overhead"}
+    return {key: np.concatenate([np.asarray([first[key]]), np.asarray(values)]) for key, values in data.items()}
 
 
 @dataclass
@@ -119,8 +133,14 @@ class CostReport:
                 f"energy {self.energy_j * 1e3:.4g} mJ, size {self.size_bytes / 2**20:.4g} MiB, "
                 f"peak memory {self.peak_memory_bytes / 2**20:.4g} MiB; {len(policy_rows)} layers "
                 f"({bound.get('compute', 0)} compute-bound, {bound.get('memory', 0)} memory-bound, "
-                f"{n_fallback} on the fallback device)" + self._float_ops_summary())
+                f"{n_fallback} on the fallback device)" + self._float_ops_summary() + self._overhead_summary())
         return "\n".join([text, *(f"warning: {line}" for line in self.warnings)])
+
+    def _overhead_summary(self) -> str:
+        rows = self.layers[self.layers["pricing"] == "overhead"]
+        if rows.empty:
+            return ""
+        return f"; per-inference overhead {float(rows['latency_s'].sum()) * 1e3:.4g} ms (its own row)"
 
     def _float_ops_summary(self) -> str:
         costed = [op for op in self.float_ops if op["pricing"] != "fused"]

@@ -186,3 +186,46 @@ def test_float32_inputs_and_a_float_kind(small_workload):
     assert costs["latency_s"].dtype == torch.float32
     fp16 = cm.evaluate([LayerPrecision("float", 16, "float", 16)] * n)
     assert costs["latency_s"].sum().item() == pytest.approx(fp16.latency_s, rel=1e-5)
+
+
+def test_the_per_inference_overhead_is_paid_once_per_batch_and_reported_as_its_own_row(resnet18_workload):
+    base = load_profile("jetson-orin-nano").prior_profile()
+    with_overhead = base.with_params(inference_overhead_s=1e-3)
+    policy = [LayerPrecision("int", 8, "int", 8)] * len(resnet18_workload)
+    for batch in (1, 8):
+        plain = CostModel(resnet18_workload, base, batch).evaluate(policy)
+        paid = CostModel(resnet18_workload, with_overhead, batch).evaluate(policy)
+        assert paid.latency_s - plain.latency_s == pytest.approx(1e-3, rel=1e-9)  # not 8x at batch 8
+        first = paid.layers.iloc[0]
+        assert first["name"] == "(per inference)" and first["pricing"] == "overhead"
+        assert first["latency_s"] == pytest.approx(1e-3)
+        assert paid.layers["latency_s"].sum() == pytest.approx(paid.latency_s, rel=1e-9)
+        assert (paid.layers.iloc[1:]["latency_s"].to_numpy() == pytest.approx(plain.layers["latency_s"].to_numpy()))
+    # the search's differentiable totals include it too
+    n = len(resnet18_workload)
+    model = CostModel(resnet18_workload, with_overhead)
+    total = model.totals(model.layer_costs(_kinds(n), _bits(n, 8), _kinds(n), _bits(n, 8), smooth=False))
+    assert float(total["latency_s"]) == pytest.approx(model.evaluate(policy).latency_s, rel=1e-9)
+
+
+def test_a_layer_that_fills_one_wave_and_a_bit_pays_for_two():
+    from cost_models.profile import Tiling
+
+    tiling = Tiling(units=4, tile_m=64, tile_n=64)
+    # 4 tiles on 4 units: one full wave; 5 tiles: two waves for 1.25 waves of work; a narrow layer pays a tile
+    factors = tiling.factor([256, 320, 256], [64, 64, 16])
+    assert factors == pytest.approx([1.0, 2 * 4 / 5, 4.0])
+
+
+def test_tiling_scales_only_the_compute_term(resnet18_workload):
+    from cost_models.profile import Tiling
+
+    base = load_profile("nvidia-t4").prior_profile()
+    tiled = dataclasses.replace(base, tiling=Tiling(units=40, tile_m=128, tile_n=128), _cache={})
+    n = len(resnet18_workload)
+    plain, waves = (CostModel(resnet18_workload, p, 1).layer_costs(_kinds(n), _bits(n, 8), _kinds(n), _bits(n, 8),
+                                                                  smooth=False) for p in (base, tiled))
+    factor = torch.as_tensor(CostModel(resnet18_workload, tiled, 1).wave_factors())
+    assert (factor >= 1).all() and (factor > 1).any()
+    assert torch.allclose(waves["compute_s"], plain["compute_s"] * factor)
+    assert torch.equal(waves["memory_s"], plain["memory_s"])

@@ -47,7 +47,9 @@ def test_estimate_with_object_having_to_precisions(small_workload):
 def test_estimate_traces_a_module(small_cnn_model):
     model = small_cnn_model
     report = estimate(model, torch.randn(2, 3, 32, 32), "jetson-nano", "fp16")
-    assert len(report.layers) == 4 and report.latency_s > 0 and report.peak_memory_bytes > report.size_bytes
+    assert (report.layers["pricing"] == "policy").sum() == 4 and report.latency_s > 0
+    assert report.peak_memory_bytes > report.size_bytes
+    assert report.layers["pricing"].iloc[0] == "overhead"  # the calibrated Jetson Nano pays one per inference
     with pytest.raises(CostModelError, match="needs example_input"):
         estimate(model, None, "jetson")
     with pytest.raises(CostModelError, match="expects an nn.Module or a Workload"):

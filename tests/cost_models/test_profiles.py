@@ -116,6 +116,12 @@ MALFORMED = [
     ("bad-emulation", ("compute.int", {"emulated_as": {"value": "shift4", "derived": "x"}}), "compute.int.emulated_as.value",
      "not a native precision"),
     ("level-without-bandwidth", ("memory.dram.bandwidth", _DELETE), "memory.dram.bandwidth", "missing field 'bandwidth'"),
+    ("negative-inference-overhead", ("inference_overhead", {"value": "-1 ms", "derived": "x"}),
+     "inference_overhead.value", "must be >= 0"),
+    ("prior-of-another-dimension", ("layer_overhead.prior", "20 GB"), "layer_overhead.prior.value", "not a unit of time"),
+    ("tiling-without-tile", ("tiling", {"units": {"value": 8, "source": "x"}}), "tiling.tile", "missing field 'tile'"),
+    ("tile-not-two-integers", ("tiling", {"units": {"value": 8, "source": "x"}, "tile": {"value": [64], "source": "x"}}),
+     "tiling.tile.value", "expected [rows, columns] of one output tile"),
 ]
 
 
@@ -219,3 +225,23 @@ def test_profile_numbers_list_every_quantity_with_its_provenance():
     assert numbers["energy.int8_mac"].provenance.startswith("derived: ")  # written in the file
     assert numbers["energy.float32_mac"].provenance.startswith("default: Horowitz")  # left to the default
     assert all(n.provenance for n in numbers.values())
+
+
+def test_calibrated_numbers_keep_their_prior_and_the_prior_profile_restores_them():
+    nano = load_profile("jetson-nano")  # shipped calibrated (cost_models/data/measurements.csv)
+    assert nano.priors["efficiency"] == 0.5 and nano.efficiency != 0.5
+    prior = nano.prior_profile()
+    assert prior.efficiency == 0.5 and prior.layer_overhead_s == pytest.approx(20e-6)
+    assert prior.inference_overhead_s == 0.0 and prior.priors == {} and prior.prior_profile() is prior
+
+
+def test_inference_overhead_and_tiling_are_read(tmp_path):
+    data = copy.deepcopy(BASE)
+    data["inference_overhead"] = {"value": "150 us", "derived": "test"}
+    data["tiling"] = {"units": {"value": 2, "source": "test"}, "tile": {"value": [128, 64], "source": "test"}}
+    path = tmp_path / "jetson-nano.yaml"
+    path.write_text(yaml.safe_dump(data))
+    profile = load_profile(path)
+    assert profile.inference_overhead_s == pytest.approx(150e-6)
+    assert (profile.tiling.units, profile.tiling.tile_m, profile.tiling.tile_n) == (2, 128, 64)
+    assert "inference overhead 150 us" in profile.summary() and "128x64 output tiles over 2 units" in profile.summary()
