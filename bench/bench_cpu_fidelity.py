@@ -112,7 +112,7 @@ def speedup_errors(frame: pd.DataFrame, key: str) -> pd.Series:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calib-models", default="resnet18,mobilenet_v2,squeezenet1_1,mobilenet_v1,resnet34")
+    parser.add_argument("--calib-models", default="resnet18,mobilenet_v2,squeezenet1_1,mobilenet_v1,resnet34,deit_tiny")
     parser.add_argument("--calib-size", type=int, default=64)
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--threads", type=int, default=1)

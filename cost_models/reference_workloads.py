@@ -190,6 +190,46 @@ def _alexnet(num_classes: int) -> nn.Module:
         nn.Flatten(), nn.Linear(256 * 36, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, num_classes))
 
 
+class _Attention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        attn = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.scale, dim=-1)
+        return self.proj(torch.matmul(attn, v).transpose(1, 2).reshape(b, n, d))
+
+
+class _Block(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp: int):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(dim), _Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp), nn.GELU(), nn.Linear(mlp, dim))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class _DeiT(nn.Module):
+    """DeiT-Tiny / ViT-Ti/16 (Touvron et al. 2021): 16x16 patches, width 192, 12 blocks of 3 heads, MLP 768;
+    no positional embedding or class token (they cost nothing measurable), mean-pooled tokens."""
+
+    def __init__(self, num_classes: int, dim: int = 192, depth: int = 12, heads: int = 3, mlp: int = 768):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 16, 16)
+        self.blocks = nn.Sequential(*[_Block(dim, heads, mlp) for _ in range(depth)])
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        return self.head(self.norm(self.blocks(tokens)).mean(1))
+
+
 REFERENCE_MODELS: dict[str, Callable[[int], nn.Module]] = {
     "resnet18": lambda n: _ResNet(_Basic, (2, 2, 2, 2), n),
     "resnet34": lambda n: _ResNet(_Basic, (3, 4, 6, 3), n),
@@ -206,6 +246,7 @@ REFERENCE_MODELS: dict[str, Callable[[int], nn.Module]] = {
     "squeezenet1_1": lambda n: _squeezenet("1_1", n),
     "densenet121": _densenet121,
     "alexnet": _alexnet,
+    "deit_tiny": _DeiT,
 }
 
 

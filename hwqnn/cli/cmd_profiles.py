@@ -48,7 +48,7 @@ def register(subparsers) -> None:
                     "that beats it on models left out of the fit.")
     meas.add_argument("--base", default="x86-avx2-vnni", help="profile to calibrate (its runtime's formats set "
                       "the export)")
-    meas.add_argument("--models", type=comma_list, default=["resnet18", "mobilenet_v2", "squeezenet1_1"],
+    meas.add_argument("--models", type=comma_list, default=["resnet18", "mobilenet_v2", "squeezenet1_1", "deit_tiny"],
                       help=f"comma-separated reference models ({', '.join(list_reference_models())})")
     meas.add_argument("--input-size", type=int_at_least(16), default=224, help="square input side in pixels")
     meas.add_argument("--batch-sizes", type=int_list, default=[1], help="comma-separated batch sizes")

@@ -193,3 +193,16 @@ def test_float_ops_of_a_fully_integer_deployment_and_on_chip_activations():
     assert coral < 0.5 * total  # on-chip: the adds and pooling are not the bulk of a ResNet-50
     with pytest.raises(CostModelError, match="float_op_bits must be 8, 16 or 32"):
         CostModel(workload, "coral-edgetpu", float_op_bits=4)
+
+
+def test_the_deit_tiny_reference_has_its_published_size_and_prices_its_attention():
+    """DeiT-Ti (Touvron et al. 2021, Table 1): 5M parameters, 1.3 GFLOPs (multiply-adds) at 224 px."""
+    from cost_models.reference_workloads import reference_workload
+
+    workload = reference_workload("deit_tiny", 224)
+    macs = sum(layer.macs for layer in workload.layers)
+    params = sum(layer.weight_elems for layer in workload.layers if layer.weight_is_param)
+    assert 1.2e9 < macs < 1.3e9 and 5.0e6 < params < 5.8e6
+    assert sum(layer.op_type == "matmul" for layer in workload.layers) == 24  # QK^T and AV in 12 blocks
+    priced = {op.op_type for op in workload.float_ops if op.costed}
+    assert {"softmax", "layer_norm", "gelu"} <= priced
