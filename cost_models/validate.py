@@ -90,6 +90,31 @@ def validate(csv=MEASUREMENTS_CSV) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     return table, pd.DataFrame(metrics), params
 
 
+#: Speed-ups the report checks: (faster precision, slower precision), each measured by one source on one
+#: model, input and batch.
+SPEEDUP_PAIRS = (("fp16", "fp32"), ("w8a8", "fp16"), ("w8a8", "fp32"), ("w4a4", "w8a8"))
+
+
+def speedups(table: pd.DataFrame) -> pd.DataFrame:
+    """Measured and predicted speed-ups between precisions of the same (device, model, input, batch, source):
+    one row per pair found, with the error of the prediction before and after calibration (percent)."""
+    keys = ["device", "model", "input_size", "batch_size", "source"]
+    out = []
+    for _, group in table.groupby(keys, sort=False):
+        by_precision = group.drop_duplicates("precision").set_index("precision")
+        for fast, slow in SPEEDUP_PAIRS:
+            if fast in by_precision.index and slow in by_precision.index:
+                f, sl = by_precision.loc[fast], by_precision.loc[slow]
+                measured = sl["latency_ms"] / f["latency_ms"]
+                row = {**{k: f[k] for k in keys[:4]}, "pair": f"{fast}/{slow}", "measured": measured}
+                for when in ("before", "after"):
+                    predicted = sl[f"predicted_{when}_ms"] / f[f"predicted_{when}_ms"]
+                    row[f"predicted_{when}"] = predicted
+                    row[f"error_{when}_pct"] = 100 * (predicted / measured - 1)
+                out.append(row)
+    return pd.DataFrame(out)
+
+
 def _fmt(value: float, digits: int = 3) -> str:
     return "n/a" if value != value else f"{value:.{digits}g}"
 
@@ -147,6 +172,19 @@ def render(table: pd.DataFrame, metrics: pd.DataFrame, params: dict) -> str:
         better = cv["mdape_fit"] < cv["mdape_prior"]
         lines.append(f"| {device} | {cv['folds']} | {cv['mdape_prior']:.1f}% | {cv['mdape_fit']:.1f}% | "
                      f"{'yes' if better else 'no'} |")
+    pairs = speedups(table)
+    lines += ["", "## Predicted speed-ups between precisions", "",
+              "Pairs of rows from one source for the same model, input and batch: the measured speed-up of the "
+              "faster precision and the error of the predicted one, with the priors and calibrated on the `calib` "
+              "rows.", "",
+              "| device | pair | pairs | median abs. error before | median abs. error after |", "|---|---|---|---|---|"]
+    if not pairs.empty:
+        for (device, pair), group in pairs.groupby(["device", "pair"], sort=False):
+            lines.append(f"| {device} | {pair} | {len(group)} | {group['error_before_pct'].abs().median():.1f}% | "
+                         f"{group['error_after_pct'].abs().median():.1f}% |")
+        lines.append(f"| all devices | all pairs | {len(pairs)} | {pairs['error_before_pct'].abs().median():.1f}% | "
+                     f"{pairs['error_after_pct'].abs().median():.1f}% |")
+    lines += ["", "No INT4 rows were found, so no int4/int8 speed-up is checked."]
     lines += [
         "", "## Known limitations (read before trusting a number)", "",
         "- Sources disagree. The Jetson TX2 rows come from two tools (TF-slim + TF-TRT in",

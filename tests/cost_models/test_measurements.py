@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from cost_models import list_profiles
@@ -29,3 +30,21 @@ def test_validation_runs_end_to_end():
     table, metrics, params = validate()
     assert metrics["holdout_rows"].iloc[-1] == (table["split"] == "holdout").sum()
     assert "Metrics on held-out rows" in render(table, metrics, params)
+
+
+def test_speedups_pair_precisions_of_one_source_and_score_the_prediction():
+    from cost_models.validate import speedups
+
+    row = {"device": "jetson-agx-xavier", "model": "resnet50", "input_size": 224, "batch_size": 1, "source": "s"}
+    table = pd.DataFrame([
+        {**row, "precision": "fp32", "latency_ms": 10.0, "predicted_before_ms": 12.0, "predicted_after_ms": 10.0},
+        {**row, "precision": "fp16", "latency_ms": 5.0, "predicted_before_ms": 3.0, "predicted_after_ms": 5.0},
+        {**row, "precision": "w8a8", "latency_ms": 4.0, "predicted_before_ms": 2.0, "predicted_after_ms": 4.0},
+        {**row, "source": "other", "precision": "fp16", "latency_ms": 1.0, "predicted_before_ms": 1.0,
+         "predicted_after_ms": 1.0},  # another source: never paired with the rows above
+    ])
+    pairs = speedups(table).set_index("pair")
+    assert list(pairs.index) == ["fp16/fp32", "w8a8/fp16", "w8a8/fp32"]
+    assert pairs.loc["fp16/fp32", "measured"] == 2.0 and pairs.loc["fp16/fp32", "predicted_before"] == 4.0
+    assert pairs.loc["fp16/fp32", "error_before_pct"] == pytest.approx(100.0)
+    assert (pairs["error_after_pct"].abs() < 1e-9).all()
