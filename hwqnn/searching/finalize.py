@@ -320,32 +320,48 @@ def _scheme_prior(slot) -> dict[str, float]:
     return {name: float(-log_p[i]) for i, name in enumerate(slot.scheme_names)}
 
 
-def build_options(space, captured: Mapping[int, torch.Tensor], sensitivity_weight: float = 10.0, prior_weight: float = 1.0,
-                  bits_weight: float = 0.25) -> list[LayerOptions]:
-    """Every (scheme, bits) option of every slot, with its objective terms."""
+def slot_options(slot, schemes: Sequence[str] | None = None) -> list[Option]:
+    """The (scheme, bits) options a slot may end at: within its ``--bits-range`` (effective bits, so binary
+    is outside 2:8) and, on a target, deployable there; ``schemes`` restricts the schemes."""
+    b_min, b_max = slot.bits_range
+    options = []
+    for scheme in slot.scheme_names:
+        if schemes is not None and scheme not in schemes:
+            continue
+        module = slot.candidates[scheme]
+        if module.fixed_bits is not None and not b_min <= module.fixed_bits <= b_max:
+            continue
+        for bits in ([module.fixed_bits] if module.fixed_bits is not None else range(b_min, b_max + 1)):
+            if slot.allowed_bits is None or bits in slot.allowed_bits.get(scheme, ()):
+                options.append(Option(scheme, int(bits)))
+    return options
+
+
+def options_by(space, objective, schemes: Sequence[str] | None = None) -> list[LayerOptions]:
+    """Every slot's options (``slot_options``) with ``objective(slot, options) -> costs``, per layer."""
     out = []
     for op in space.ops:
         sides = []
         for slot in op.slots:
-            learned = float(slot.continuous_bits().detach())
-            prior = _scheme_prior(slot)
-            b_min, b_max = slot.bits_range
-            options, objective = [], []
-            for scheme in slot.scheme_names:
-                module = slot.candidates[scheme]
-                if module.fixed_bits is not None and not b_min <= module.fixed_bits <= b_max:
-                    continue  # --bits-range bounds effective bits: binary is outside 2:8
-                for bits in ([module.fixed_bits] if module.fixed_bits is not None else range(b_min, b_max + 1)):
-                    if slot.allowed_bits is not None and bits not in slot.allowed_bits.get(scheme, ()):
-                        continue  # not deployable on the target
-                    options.append(Option(scheme, int(bits)))
-                    cost = bits_weight * (module.effective_bits(int(bits)) - learned) ** 2
-                    cost += prior_weight * prior[scheme]
-                    cost += sensitivity_weight * _relative_error(slot, scheme, int(bits), captured.get(id(slot)))
-                    objective.append(cost)
-            sides.append((options, np.asarray(objective)))
+            options = slot_options(slot, schemes if schemes is None or set(schemes) & set(slot.scheme_names) else None)
+            sides.append((options, np.asarray(objective(slot, options), dtype=float)))
         out.append(LayerOptions(op.layer_name, sides[0][0], sides[1][0], sides[0][1], sides[1][1]))
     return out
+
+
+def build_options(space, captured: Mapping[int, torch.Tensor], sensitivity_weight: float = 10.0, prior_weight: float = 1.0,
+                  bits_weight: float = 0.25) -> list[LayerOptions]:
+    """Every (scheme, bits) option of every slot, with the search's objective terms (see the module doc)."""
+
+    def objective(slot, options: list[Option]) -> list[float]:
+        learned = float(slot.continuous_bits().detach())
+        prior = _scheme_prior(slot)
+        return [bits_weight * (slot.candidates[o.scheme].effective_bits(o.bits) - learned) ** 2
+                + prior_weight * prior[o.scheme]
+                + sensitivity_weight * _relative_error(slot, o.scheme, o.bits, captured.get(id(slot)))
+                for o in options]
+
+    return options_by(space, objective)
 
 
 def add_device_cost(layers: Sequence[LayerOptions], tables, reference: Mapping[str, float], weight: float) -> None:
