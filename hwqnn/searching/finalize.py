@@ -364,6 +364,28 @@ def build_options(space, captured: Mapping[int, torch.Tensor], sensitivity_weigh
     return options_by(space, objective)
 
 
+#: Cost of leaving the argmax scheme in :func:`nearest_to_argmax`: above any bits distance (at most 31^2).
+OTHER_SCHEME = 1e3
+
+
+def nearest_to_argmax(space, bounds: Mapping[str, float], target: str,
+                      reference: Mapping[str, float] | None = None) -> tuple[Policy, dict[str, float]]:
+    """The search's argmax network rounded onto the budget: every slot keeps its argmax scheme where the
+    budgets allow, at the bits nearest its learned ones, by the MILP minimising the squared distance of
+    the effective bits to the rounded learned bits (another scheme costs ``OTHER_SCHEME``)."""
+
+    def distance(slot, options: list[Option]) -> list[float]:
+        chosen = slot.argmax_scheme()
+        learned = round(float(slot.continuous_bits().detach()))
+        return [(slot.candidates[o.scheme].effective_bits(o.bits) - learned) ** 2
+                + (0.0 if o.scheme == chosen else OTHER_SCHEME) for o in options]
+
+    layers = options_by(space, distance)
+    tables = option_costs(space.cost_model, space.ops, layers)
+    choice, totals = solve_or_raise(layers, tables, bounds, target, "integer", reference=reference)
+    return to_policy(layers, choice), totals
+
+
 def add_device_cost(layers: Sequence[LayerOptions], tables, reference: Mapping[str, float], weight: float) -> None:
     """Charge each option its latency and energy as fractions of the reference (w8a8) totals.
 

@@ -9,6 +9,7 @@ import warnings
 import pytest
 import torch
 
+import cost_models
 import hwqnn
 from hwqnn.data import make_loader
 from hwqnn.policy import Policy
@@ -88,3 +89,41 @@ def test_bits_range_bounds_effective_bits_binary_included(tiny_cnn, digits):
     with_binary = hwqnn.search(tiny_cnn, digits.train, digits.test, target="bitfusion", budgets=["size=0.3x"],
                                bits_range=(1, 8), **fast)
     assert with_binary.metrics["within_budget"]["size_bytes"]
+
+
+def test_when_re_solving_is_not_enough_the_argmax_network_rounded_onto_the_budget_is_kept(tiny_cnn, digits):
+    qmodel = _searching_model(tiny_cnn, digits)
+    binary = (Policy.uniform("w1a1"), {}, {"which": "first"})
+    also_binary = (Policy.uniform("w1a1"), {}, {"which": "reweighted"})
+    nearest = (qmodel.current_policy(), {}, {"which": "rounded argmax"})
+    policy, _, info, check = keep_what_was_learned(_Run(qmodel, digits.test), binary, lambda: also_binary,
+                                                   lambda: nearest)
+    assert check["fallback"] and info["which"] == "rounded argmax" and policy is nearest[0]
+    assert check["kept"] == "the argmax network rounded onto the budget"
+    assert check["rounded_argmax_accuracy"] == check["argmax_accuracy"] > check["reweighted_accuracy"]
+
+
+def test_the_argmax_network_rounded_onto_a_budget_keeps_its_schemes_where_it_can(tiny_cnn, digits):
+    from hwqnn.searching.finalize import nearest_to_argmax
+    from hwqnn.searching.space import SearchSpace
+
+    qmodel = _searching_model(tiny_cnn, digits)
+    cost_model = cost_models.CostModel(qmodel.workload, cost_models.load_profile("bitfusion"))
+    space = SearchSpace(qmodel, cost_model)
+    with torch.no_grad():
+        for slot in space.slots():
+            slot.bits.fill_(7.0)
+            slot.logits.alpha.zero_()
+            slot.logits.alpha[slot.scheme_names.index("uniform")] = 1.0
+    reference = cost_model.evaluate(cost_models.resolve_precisions("w8a8", qmodel.workload.names))
+    bound = 0.95 * reference.latency_s  # tiny_cnn at batch 1 on Bit Fusion cannot go below 0.89x
+    policy, totals = nearest_to_argmax(space, {"latency_s": bound}, "bitfusion",
+                                       {"latency_s": reference.latency_s})
+    assert totals["latency_s"] <= bound
+    chosen = {op.layer_name: policy.resolve(op.layer_name) for op in space.ops}
+    for op in space.ops:
+        assert chosen[op.layer_name].w_scheme == op.weight_slot.argmax_scheme()
+        assert chosen[op.layer_name].a_scheme == op.act_slot.argmax_scheme()
+    # under the budget some bits come down from the learned 7, none goes up
+    bits = [b for lp in chosen.values() for b in (lp.w_bits, lp.a_bits)]
+    assert max(bits) <= 7 and min(bits) < 7

@@ -7,7 +7,9 @@ and integer bits by one MILP under the problem's bounds (see ``finalize.py``), t
 what the search learned: the MILP's policy and the search's argmax network (argmax scheme at the rounded
 bits, budgets aside) are both scored on the validation split before any fine-tuning. If the MILP's is
 worse by more than ``FINALIZE_TOLERANCE`` points, the MILP is solved again with the search's scheme and
-bits preferences weighted up ``REWEIGHT`` times, and the better of the two is kept. The check is
+bits preferences weighted up ``REWEIGHT`` times; if that is still too far below, the last fallback is the
+argmax network itself rounded onto the budget (``nearest_to_argmax``: the argmax schemes at the bits
+nearest the learned ones that the budgets allow). The best-scoring candidate is kept. The check is
 recorded in the policy's meta and in ``metrics.json`` (``finalize_check``).
 """
 
@@ -20,7 +22,7 @@ from cost_models import COST_KEYS
 
 from ...policy import Policy
 from ..constraints import AugmentedLagrangian
-from ..finalize import capture_slot_inputs, finalize_policy
+from ..finalize import capture_slot_inputs, finalize_policy, nearest_to_argmax
 from .base import Strategy, register_strategy
 
 #: Accuracy points the MILP's policy may lose against the search's argmax network before finalize
@@ -99,16 +101,22 @@ class DnasStrategy(Strategy):
                                    cfg.prior_weight * scale, cfg.bits_weight * scale, cfg.device_cost_weight,
                                    problem.reference)
 
+        def rounded_argmax():
+            policy, totals = nearest_to_argmax(run.space, problem.bounds, problem.target, problem.reference)
+            return policy, totals, {"schemes_changed": []}
+
         policy, totals, info = solve(1.0)
-        policy, totals, info, check = keep_what_was_learned(run, (policy, totals, info), lambda: solve(REWEIGHT))
+        policy, totals, info, check = keep_what_was_learned(run, (policy, totals, info), lambda: solve(REWEIGHT),
+                                                            rounded_argmax)
         policy.meta.update({"milp_totals": totals, **info, "finalize_check": check})
         return policy
 
 
-def keep_what_was_learned(run, solved, resolve):
+def keep_what_was_learned(run, solved, resolve, rounded_argmax=None):
     """Score the MILP's policy against the search's argmax network before fine-tuning (see the module doc);
-    returns the policy kept, its totals and info, and what the check found. The model's state and its slots'
-    search mode are restored afterwards."""
+    ``resolve()`` and ``rounded_argmax()`` give the two fallbacks, tried in that order while the best so far
+    is more than the tolerance below the argmax network. Returns the policy kept, its totals and info, and
+    what the check found. The model's state and its slots' search mode are restored afterwards."""
     model = run.qmodel
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
     argmax = model.current_policy()
@@ -120,11 +128,18 @@ def keep_what_was_learned(run, solved, resolve):
     try:
         check = {"argmax_accuracy": accuracy(argmax), "milp_accuracy": accuracy(solved[0]),
                  "tolerance": FINALIZE_TOLERANCE, "fallback": False, "kept": "milp"}
-        if check["milp_accuracy"] < check["argmax_accuracy"] - FINALIZE_TOLERANCE:
+        best = check["milp_accuracy"]
+        if best < check["argmax_accuracy"] - FINALIZE_TOLERANCE:
             again = resolve()
             check.update(fallback=True, reweighted_accuracy=accuracy(again[0]))
-            if check["reweighted_accuracy"] > check["milp_accuracy"]:
-                solved, check["kept"] = again, f"milp with the search's preferences weighted {REWEIGHT:g}x"
+            if check["reweighted_accuracy"] > best:
+                solved, best = again, check["reweighted_accuracy"]
+                check["kept"] = f"milp with the search's preferences weighted {REWEIGHT:g}x"
+        if best < check["argmax_accuracy"] - FINALIZE_TOLERANCE and rounded_argmax is not None:
+            nearest = rounded_argmax()
+            check["rounded_argmax_accuracy"] = accuracy(nearest[0])
+            if check["rounded_argmax_accuracy"] > best:
+                solved, check["kept"] = nearest, "the argmax network rounded onto the budget"
     finally:
         model.load_state_dict(saved)
         model.set_search()
