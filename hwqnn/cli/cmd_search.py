@@ -37,6 +37,9 @@ def register(subparsers) -> None:
                    help="search a scheme per layer, or one for the whole model")
     p.add_argument("--single-path", action="store_true",
                    help="cheap sampled search: each activation slot mixes 2 Gumbel-sampled schemes per step instead of all")
+    p.add_argument("--bilevel", action="store_true",
+                   help="DNAS-style updates: scheme logits and bits step on a held-out 20%% of the training data, "
+                        "the weights on the rest (default: joint updates on every batch)")
     p.add_argument("--bits-range", default="2:8", type=types.bits_range, metavar="MIN:MAX",
                    help="MIN:MAX of the learned bitwidths")
     p.add_argument("--epochs", type=types.int_at_least(0), default=None,
@@ -100,7 +103,7 @@ def run(args) -> int:
         overrides.setdefault("lr", 3e-3)
     config = SearchConfig(method=args.method, uniform_bits=args.bits, uniform_scheme=args.scheme,
                           scheme_sharing=args.scheme_sharing, bits_range=args.bits_range, seed=args.seed,
-                          device=args.device, single_path=args.single_path, strict=args.strict,
+                          device=args.device, single_path=args.single_path, bilevel=args.bilevel, strict=args.strict,
                           allow_emulated=args.allow_emulated, **overrides)
     config.threads = _set_threads(args.threads, built, config.batch_size)
     out = Path(args.out) if args.out else default_run_dir("", built.display_name, profile.name)

@@ -108,16 +108,17 @@ class Runner:
         return self.run_dir is not None and self.dist.is_main
 
     # --- services for strategies ---------------------------------------------------------------
-    def train_loader(self, phase: str):
-        """The epoch's batches (this rank's share of them under torchrun), a function of (seed, phase, epoch)."""
+    def train_loader(self, phase: str, data=None, stream: int = 0):
+        """The epoch's batches of ``data`` (default: the training data; this rank's share under torchrun), a
+        function of (seed, phase, epoch, stream); ``stream`` tells apart two loaders of one epoch."""
         from ..data import make_loader
 
-        seed = self.config.seed * 100_003 + PHASES.index(phase) * 10_007 + self.epoch
+        data = self.train_data if data is None else data
+        seed = self.config.seed * 100_003 + PHASES.index(phase) * 10_007 + self.epoch + stream * 7_919
         if self.dist.active:
-            return distributed.sharded_loader(self.train_data, self.config.batch_size, seed, self.dist,
+            return distributed.sharded_loader(data, self.config.batch_size, seed, self.dist,
                                               augment=self.config.augment)
-        return make_loader(self.train_data, self.config.batch_size, train=True, augment=self.config.augment,
-                           seed=seed)
+        return make_loader(data, self.config.batch_size, train=True, augment=self.config.augment, seed=seed)
 
     def val_loader(self):
         from ..data import make_loader

@@ -79,3 +79,58 @@ def train_epoch(
         total += int(y.numel())
     stats = {"loss": loss_sum / max(total, 1), "train_accuracy": 100.0 * correct / max(total, 1)}
     return stats if loss_scale is None else {**stats, "images": total}
+
+
+def _loss(model, x, y, loss_scale):
+    logits = model(x)
+    if loss_scale is None:
+        return logits, F.cross_entropy(logits, y)
+    return logits, F.cross_entropy(logits, y, reduction="sum") * loss_scale()
+
+
+def alternating_epoch(
+    model: nn.Module,
+    weight_loader,
+    arch_loader,
+    weight_optimizers: list[torch.optim.Optimizer],
+    arch_optimizers: list[torch.optim.Optimizer],
+    device: torch.device,
+    *,
+    extra_loss: Callable[[], torch.Tensor] | None = None,
+    after_arch_step: Callable[[], None] | None = None,
+    loss_scales: tuple[Callable[[], float] | None, Callable[[], float] | None] = (None, None),
+    desc: str = "train",
+) -> dict[str, float]:
+    """One epoch of bilevel (first-order DNAS) updates: per weight batch, a weight step on its
+    cross-entropy, then an architecture step on ``cross_entropy + extra_loss()`` of the next batch of the
+    held-out ``arch_loader`` (restarted when it runs out). Each optimizer sees only its own step's gradients."""
+    model.train()
+    correct, total, loss_sum = 0, 0, 0.0
+    arch_batches = iter(arch_loader)
+    for x, y in tqdm(weight_loader, desc=desc, leave=False, mininterval=1.0):
+        x, y = x.to(device), y.to(device)
+        logits, loss = _loss(model, x, y, loss_scales[0])
+        for opt in (*weight_optimizers, *arch_optimizers):
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in weight_optimizers:
+            opt.step()
+        try:
+            ax, ay = next(arch_batches)
+        except StopIteration:
+            arch_batches = iter(arch_loader)
+            ax, ay = next(arch_batches)
+        _, arch_loss = _loss(model, ax.to(device), ay.to(device), loss_scales[1])
+        if extra_loss is not None:
+            arch_loss = arch_loss + extra_loss().to(arch_loss.dtype)
+        for opt in (*weight_optimizers, *arch_optimizers):
+            opt.zero_grad(set_to_none=True)
+        arch_loss.backward()
+        for opt in arch_optimizers:
+            opt.step()
+        if after_arch_step is not None:
+            after_arch_step()
+        loss_sum += float(F.cross_entropy(logits.detach(), y)) * int(y.numel())
+        correct += int((logits.detach().argmax(1) == y).sum())
+        total += int(y.numel())
+    return {"loss": loss_sum / max(total, 1), "train_accuracy": 100.0 * correct / max(total, 1)}

@@ -1,7 +1,8 @@
 """AutoQNN's search: QSS scheme logits + QPL learned bits under an augmented Lagrangian, then the exact MILP.
 
 Each search epoch trains the weights, the scheme logits and the continuous bitwidths jointly on
-``cross_entropy + penalty(expected costs)``; the multipliers take a dual step after every batch so the
+``cross_entropy + penalty(expected costs)`` (with ``bilevel``, DNAS-style instead: the logits and bits
+on a held-out ``ARCH_SPLIT`` of the training data, the weights on the rest, alternating); the multipliers take a dual step after every batch so the
 relaxed solution is pulled to the budgets whatever their units. ``finalize`` picks every slot's scheme
 and integer bits by one MILP under the problem's bounds (see ``finalize.py``), then checks that it kept
 what the search learned: the MILP's policy and the search's argmax network (argmax scheme at the rounded
@@ -20,11 +21,15 @@ from tqdm.auto import tqdm
 
 from cost_models import COST_KEYS
 
+from ... import distributed
 from ...policy import Policy
 from ..constraints import AugmentedLagrangian
 from ..finalize import capture_slot_inputs, finalize_policy, nearest_to_argmax
+from ..train import alternating_epoch
 from .base import Strategy, register_strategy
 
+#: Share of the training data the architecture parameters step on with ``bilevel`` (the weights get the rest).
+ARCH_SPLIT = 0.2
 #: Accuracy points the MILP's policy may lose against the search's argmax network before finalize
 #: re-solves with the search's preferences weighted up.
 FINALIZE_TOLERANCE = 1.0
@@ -73,11 +78,19 @@ class DnasStrategy(Strategy):
                 hook()
 
         model = run.training_model()  # a DDP replica under torchrun: the logits and bits get averaged gradients
+        splits = split_for_bilevel(run.train_data, cfg.seed) if cfg.bilevel else None
         bar = tqdm(total=cfg.search_epochs, initial=run.epoch, desc="search", unit="epoch", disable=not run.dist.is_main)
         while run.epoch < cfg.search_epochs:
             temperature = space.set_progress(run.epoch / max(cfg.search_epochs - 1, 1))
-            stats = run.train_epoch(model, "search", optimizers, extra_loss=penalty, after_step=after_step,
-                                    desc=f"search {run.epoch + 1}/{cfg.search_epochs}")
+            desc = f"search {run.epoch + 1}/{cfg.search_epochs}"
+            if splits is None:
+                stats = run.train_epoch(model, "search", optimizers, extra_loss=penalty, after_step=after_step,
+                                        desc=desc)
+            else:
+                loaders = [run.train_loader("search", data, stream) for stream, data in enumerate(splits)]
+                stats = alternating_epoch(model, *loaders, [w_opt], [a_opt, b_opt], run.device, extra_loss=penalty,
+                                          after_arch_step=after_step, desc=desc,
+                                          loss_scales=tuple(distributed.loss_scale_of(lo) for lo in loaders))
             w_sched.step()
             stats.update({f"val_{k}": v for k, v in run.evaluate().items()})
             with torch.no_grad():
@@ -110,6 +123,15 @@ class DnasStrategy(Strategy):
                                                             rounded_argmax)
         policy.meta.update({"milp_totals": totals, **info, "finalize_check": check})
         return policy
+
+
+def split_for_bilevel(data, seed: int):
+    """(weights' part, architecture's part) of a TensorDataset: a fixed random ``ARCH_SPLIT`` held out."""
+    from torch.utils.data import TensorDataset
+
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    held = max(1, int(round(ARCH_SPLIT * len(data))))
+    return tuple(TensorDataset(*(t[index] for t in data.tensors)) for index in (order[held:], order[:held]))
 
 
 def keep_what_was_learned(run, solved, resolve, rounded_argmax=None):
