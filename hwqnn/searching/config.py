@@ -33,6 +33,7 @@ class SearchConfig:
     t_end: float = 0.2
     gumbel: bool = False
     single_path: bool = False  # cheap sampled mode: activations mix 2 sampled schemes, not all (weights mix all)
+    warm_start_bits: str | None = None  # "hawq": start the learned bits at the Hessian-aware baseline's policy
     bilevel: bool = False  # DNAS-style: scheme logits and bits step on a held-out 20% of the training data, weights on the rest
     rho: float = 1.0
     dual_lr: float = 0.05
@@ -57,6 +58,8 @@ class SearchConfig:
         for name in ("pretrain_epochs", "search_epochs", "finetune_epochs"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.warm_start_bits not in (None, "hawq"):
+            raise ConfigError(f"warm_start_bits must be None or 'hawq', got {self.warm_start_bits!r}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         self.bits_range = tuple(self.bits_range)

@@ -54,3 +54,33 @@ def test_hawq_finds_a_mixed_policy_within_the_budget_and_records_the_traces(tiny
     assert {lp.w_scheme for lp in layers} == {"uniform"}  # HAWQ-V3's one scheme
     assert len({(lp.w_bits, lp.a_bits) for lp in layers}) > 1  # mixed precision, not a uniform policy
     assert m["quantized_accuracy"] > 80.0
+
+
+def test_the_search_can_start_its_learned_bits_at_the_hawq_policy(tiny_cnn, digits, monkeypatch):
+    from hwqnn.policy import Policy
+    from hwqnn.searching.strategies.hawq import HawqStrategy
+
+    asked = []
+
+    def fixed_policy(self, run):
+        asked.append(run.epoch)
+        return Policy.uniform("w3a5").expand([op.layer_name for op in run.space.ops])
+
+    monkeypatch.setattr(HawqStrategy, "finalize", fixed_policy)
+    result = hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, target="bitfusion",
+                          budgets=["latency=0.95x"], pretrain_epochs=0, search_epochs=1, finetune_epochs=0,
+                          batch_size=128, lr_bits=0.0, warm_start_bits="hawq")
+    assert asked == [0]
+    state = result.search_state  # the bits after the search: where they started, as they could not move
+    bits = {k: float(v) for k, v in state.items() if k.endswith(".bits")}
+    weights = [v for k, v in bits.items() if k.endswith("weight_slot.bits")]
+    activations = [v for k, v in bits.items() if k.endswith("act_slot.bits")]  # a join's own slot is not searched
+    assert weights and activations and set(weights) == {3.0} and set(activations) == {5.0}, bits
+
+
+def test_an_unknown_warm_start_is_refused():
+    from hwqnn.errors import ConfigError
+    from hwqnn.searching import SearchConfig
+
+    with pytest.raises(ConfigError, match="warm_start_bits must be None or 'hawq'"):
+        SearchConfig(warm_start_bits="uniform")

@@ -16,6 +16,8 @@ recorded in the policy's meta and in ``metrics.json`` (``finalize_check``).
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from tqdm.auto import tqdm
 
@@ -27,6 +29,8 @@ from ..constraints import AugmentedLagrangian
 from ..finalize import capture_slot_inputs, finalize_policy, nearest_to_argmax
 from ..train import alternating_epoch
 from .base import Strategy, register_strategy
+
+log = logging.getLogger(__name__)
 
 #: Share of the training data the architecture parameters step on with ``bilevel`` (the weights get the rest).
 ARCH_SPLIT = 0.2
@@ -62,6 +66,8 @@ class DnasStrategy(Strategy):
         a_opt = torch.optim.Adam(space.logit_parameters(), lr=cfg.lr_logits)
         b_opt = torch.optim.Adam(space.bit_parameters(), lr=cfg.lr_bits)
         optimizers = [w_opt, a_opt, b_opt]
+        if cfg.warm_start_bits == "hawq" and run.epoch == 0 and not run.optimizer_state:
+            warm_start_from_hawq(run)  # a fresh search (a resumed one has its bits in the checkpoint)
         run.restore(optimizers, [w_sched])
         run.checkpoint(optimizers, [w_sched])
         last_costs: dict = {}
@@ -123,6 +129,21 @@ class DnasStrategy(Strategy):
                                                             rounded_argmax)
         policy.meta.update({"milp_totals": totals, **info, "finalize_check": check})
         return policy
+
+
+def warm_start_from_hawq(run) -> None:
+    """Start every slot's learned bits at the Hessian-aware baseline's policy (a point within the budgets),
+    so the relaxed solution begins feasible instead of at the top of the range; the scheme logits stay."""
+    from .hawq import HawqStrategy
+
+    policy = HawqStrategy(run.problem, run.config).finalize(run)
+    with torch.no_grad():
+        for op in run.space.ops:
+            chosen = policy.resolve(op.layer_name)
+            op.weight_slot.bits.fill_(float(chosen.w_bits))
+            op.act_slot.bits.fill_(float(chosen.a_bits))
+    run.qmodel.set_search()
+    log.info("search: bits warm-started from the hawq policy")
 
 
 def split_for_bilevel(data, seed: int):
