@@ -19,6 +19,10 @@ from .profile_loader import profile_aliases
 from .yaml_io import decode_utf8, read_limited
 
 MEASUREMENTS_CSV = Path(__file__).resolve().parent / "data" / "measurements.csv"
+#: Published energy per inference (``energy_mj``: whole board or system, idle included; and, where the
+#: source lets one separate it, ``energy_above_idle_mj``), with ``power_w`` and the source of every row.
+ENERGY_CSV = Path(__file__).resolve().parent / "data" / "energy_measurements.csv"
+ENERGY_COLUMNS = ("device", "model", "input_size", "batch_size", "precision", "latency_ms", "energy_mj", "source")
 REQUIRED_COLUMNS = ("device", "model", "input_size", "batch_size", "precision", "latency_ms", "source")
 TEXT_COLUMNS = ("device", "model", "precision", "source")
 INTEGER_COLUMNS = ("input_size", "batch_size")
@@ -41,6 +45,28 @@ def read_measurements(csv: str | os.PathLike | pd.DataFrame = MEASUREMENTS_CSV) 
     _check_integers(frame, where)
     _check_latency(frame, where)
     _check_split(frame, where)
+    aliases = profile_aliases()
+    frame["device"] = frame["device"].map(lambda d: aliases.get(d, d))
+    return frame
+
+
+def read_energy_measurements(csv: str | os.PathLike | pd.DataFrame = ENERGY_CSV) -> pd.DataFrame:
+    """The energy table, checked like the latency one (one CalibrationError naming the CSV lines)."""
+    if isinstance(csv, pd.DataFrame):
+        frame, where = csv.copy(), "energy measurements"
+    else:
+        where = f"energy measurements {csv}"
+        frame = _read_csv(csv, where)
+    missing = [c for c in ENERGY_COLUMNS if c not in frame.columns]
+    if missing:
+        raise CalibrationError(f"{where} lack columns {', '.join(missing)}; required: {', '.join(ENERGY_COLUMNS)}")
+    frame = frame.reset_index(drop=True)
+    _check_text(frame, where)
+    _check_integers(frame, where)
+    for column in ("latency_ms", "energy_mj"):
+        _check_positive(frame, where, column)
+    if "energy_above_idle_mj" in frame.columns:
+        _check_positive(frame, where, "energy_above_idle_mj", missing_ok=True)
     aliases = profile_aliases()
     frame["device"] = frame["device"].map(lambda d: aliases.get(d, d))
     return frame
@@ -83,11 +109,17 @@ def _check_integers(frame: pd.DataFrame, where: str) -> None:
 
 
 def _check_latency(frame: pd.DataFrame, where: str) -> None:
-    numbers = pd.to_numeric(frame["latency_ms"], errors="coerce")
+    _check_positive(frame, where, "latency_ms")
+
+
+def _check_positive(frame: pd.DataFrame, where: str, column: str, missing_ok: bool = False) -> None:
+    numbers = pd.to_numeric(frame[column], errors="coerce")
     bad = ~numbers.map(lambda v: math.isfinite(v) and v > 0)
+    if missing_ok:
+        bad &= frame[column].notna()
     if bad.any():
-        raise CalibrationError(f"{where}: latency_ms must be a positive finite number (lines {_lines(bad)})")
-    frame["latency_ms"] = numbers.astype(float)
+        raise CalibrationError(f"{where}: {column} must be a positive finite number (lines {_lines(bad)})")
+    frame[column] = numbers.astype(float)
 
 
 def _check_split(frame: pd.DataFrame, where: str) -> None:

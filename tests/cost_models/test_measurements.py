@@ -48,3 +48,20 @@ def test_speedups_pair_precisions_of_one_source_and_score_the_prediction():
     assert pairs.loc["fp16/fp32", "measured"] == 2.0 and pairs.loc["fp16/fp32", "predicted_before"] == 4.0
     assert pairs.loc["fp16/fp32", "error_before_pct"] == pytest.approx(100.0)
     assert (pairs["error_after_pct"].abs() < 1e-9).all()
+
+
+def test_the_energy_table_is_checked_and_compared_with_the_model():
+    from cost_models import CalibrationError
+    from cost_models.measurements import ENERGY_CSV, read_energy_measurements
+    from cost_models.validate import validate_energy
+
+    table = read_energy_measurements()
+    assert set(table["device"]) <= set(list_profiles()) and table["source"].str.contains("https://").all()
+    energy = validate_energy(ENERGY_CSV)
+    assert (energy["predicted_mj"] > 0).all() and energy["ratio_total"].notna().all()
+    bad = table.copy()
+    bad.loc[3, "energy_mj"] = -1.0
+    with pytest.raises(CalibrationError, match=r"energy_mj must be a positive finite number \(lines 5\)"):
+        read_energy_measurements(bad)
+    with pytest.raises(CalibrationError, match="lack columns energy_mj"):
+        read_energy_measurements(table.drop(columns=["energy_mj"]))
