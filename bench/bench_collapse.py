@@ -6,7 +6,8 @@ pytest; about 10 minutes per arm and seed on one thread). From one pretrained fl
 
 * ``uniform w4a4``: LSQ QAT for search + fine-tune epochs;
 * ``hawq``: the Hessian-aware baseline (traces, MILP), fine-tuned for search + fine-tune epochs;
-* ``search``: the issue's repro, the sampled mode, ``--search-epochs`` then ``--finetune-epochs``;
+* ``search``: the issue's repro, the sampled mode, ``--search-epochs`` then ``--finetune-epochs``, the
+  learned bits starting at the top of the range;
 * ``search + hawq warm start``: the same with the learned bits starting at the hawq policy.
 
 Each arm's result is cached as JSON under ``--work`` so an interrupted run resumes arm by arm.
@@ -38,7 +39,8 @@ META = {"model": "resnet20", "num_classes": 10, "data": "cifar10"}
 
 def arms(budget: str, search_epochs: int, finetune_epochs: int) -> dict[str, dict]:
     total = search_epochs + finetune_epochs
-    searched = dict(budgets=[budget], single_path=True, search_epochs=search_epochs, finetune_epochs=finetune_epochs)
+    searched = dict(budgets=[budget], single_path=True, search_epochs=search_epochs, finetune_epochs=finetune_epochs,
+                    warm_start_bits=None)
     return {
         "uniform w4a4": dict(method="uniform", uniform_bits=(4, 4), budgets=[], search_epochs=0, finetune_epochs=total),
         "hawq": dict(method="hawq", budgets=[budget], search_epochs=0, finetune_epochs=total),
@@ -56,6 +58,8 @@ def main() -> None:
     p.add_argument("--search-epochs", type=int, default=2)
     p.add_argument("--finetune-epochs", type=int, default=4)
     p.add_argument("--work", default="runs/collapse_bitfusion")
+    p.add_argument("--plot", default=None, help="also draw accuracy vs latency of every arm and seed here (PNG)")
+    p.add_argument("--cached", action="store_true", help="only report the arms already run (nothing is trained)")
     args = p.parse_args()
     torch.set_num_threads(1)
     data = load_dataset("cifar10", args.data, seed=0)
@@ -73,6 +77,8 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         for name, settings in chosen.items():
             cache = work / f"{name.replace(' ', '_').replace(',', '')}_seed{seed}.json"
+            if not cache.is_file() and args.cached:
+                continue
             if not cache.is_file():
                 start = time.perf_counter()
                 result = hwqnn.search(copy.deepcopy(model), data.train, data.test, target=TARGET, pretrain_epochs=0,
@@ -90,8 +96,11 @@ def main() -> None:
                 cache.write_text(json.dumps(record, indent=1))
                 print(f"  {name} seed {seed}: {record['accuracy']:.2f}%", file=sys.stderr, flush=True)
             results[name, seed] = json.loads(cache.read_text())
+    if args.plot:
+        plot(results, w4a4.latency_s / w8a8.latency_s, args.plot)
     print("# The collapse case of issue 14: ResNet-20, CIFAR-10 subset, Bit Fusion at uniform w4a4's latency\n")
-    print(f"Made by `{COMMAND} --seeds {args.seeds}{' --arms ' + repr(args.arms) if args.arms else ''}` from "
+    plotted = f" --plot {args.plot}" if args.plot else ""
+    print(f"Made by `{COMMAND} --seeds {args.seeds}{' --arms ' + repr(args.arms) if args.arms else ''}{plotted}` from "
           f"`{args.float_weights}` (float ResNet-20), budget {budget} of w8a8 at batch 1 (uniform w4a4's latency); "
           f"{args.search_epochs} search + {args.finetune_epochs} fine-tune epochs (the uniform and hawq arms: "
           f"{args.search_epochs + args.finetune_epochs} fine-tune epochs). One CPU thread.\n")
@@ -105,6 +114,36 @@ def main() -> None:
         print(f"| {name} | {seed} | {r['accuracy']:.2f} | {r['latency_ratio']:.3f} | "
               f"{all(r['within_budget'].values()) if r['within_budget'] else '-'} | {relaxed} | {bits} | {kept} | "
               f"{r['seconds']:.0f} |")
+    print("\n| arm | seeds | mean accuracy (%) | mean latency / w8a8 | vs uniform w4a4, same seeds (points) |")
+    print("|---|---:|---:|---:|---:|")
+    names = list(dict.fromkeys(name for name, _ in results))
+    for name in names:
+        seeds = [s for n, s in results if n == name]
+        mean = sum(results[name, s]["accuracy"] for s in seeds) / len(seeds)
+        latency = sum(results[name, s]["latency_ratio"] for s in seeds) / len(seeds)
+        paired = [results[name, s]["accuracy"] - results["uniform w4a4", s]["accuracy"] for s in seeds
+                  if ("uniform w4a4", s) in results]
+        gap = f"{sum(paired) / len(paired):+.2f} over {len(paired)} seed(s)" if paired else "-"
+        print(f"| {name} | {len(seeds)} | {mean:.2f} | {latency:.3f} | {gap} |")
+
+
+def plot(results: dict, budget_ratio: float, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for name in dict.fromkeys(name for name, _ in results):
+        points = [(r["latency_ratio"], r["accuracy"]) for (n, _), r in results.items() if n == name]
+        ax.scatter(*zip(*points), label=name, s=36)
+    ax.axvline(budget_ratio, color="k", ls=":", lw=0.8, label="budget (uniform w4a4)")
+    ax.set(xlabel="latency / uniform w8a8 (Bit Fusion, batch 1)", ylabel="CIFAR-10 test accuracy (%)",
+           title="ResNet-20 at uniform w4a4's latency: every arm and seed")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
