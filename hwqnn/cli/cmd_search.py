@@ -37,9 +37,9 @@ def register(subparsers) -> None:
                    help="search a scheme per layer, or one for the whole model")
     p.add_argument("--single-path", action="store_true",
                    help="cheap sampled search: each activation slot mixes 2 Gumbel-sampled schemes per step instead of all")
-    p.add_argument("--warm-start-bits", choices=("hawq",), default=None,
-                   help="start the learned bits at the Hessian-aware (--method hawq) policy, a point within the "
-                        "budgets, instead of at the top of --bits-range")
+    p.add_argument("--warm-start-bits", choices=("hawq", "none"), default=None,
+                   help="where the learned bits start: 'hawq' (default), the Hessian-aware (--method hawq) policy, a "
+                        "point within the budgets; 'none', the top of --bits-range")
     p.add_argument("--bilevel", action="store_true",
                    help="DNAS-style updates: scheme logits and bits step on a held-out 20%% of the training data, "
                         "the weights on the rest (default: joint updates on every batch)")
@@ -100,13 +100,15 @@ def run(args) -> int:
         overrides["finetune_epochs"] = args.finetune_epochs
     if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
+    if args.warm_start_bits is not None:
+        overrides["warm_start_bits"] = None if args.warm_start_bits == "none" else args.warm_start_bits
     if built.meta["data"] == "cifar10":
         overrides.setdefault("augment", True)
         overrides.setdefault("batch_size", 128)
         overrides.setdefault("lr", 3e-3)
     config = SearchConfig(method=args.method, uniform_bits=args.bits, uniform_scheme=args.scheme,
                           scheme_sharing=args.scheme_sharing, bits_range=args.bits_range, seed=args.seed,
-                          device=args.device, single_path=args.single_path, bilevel=args.bilevel, warm_start_bits=args.warm_start_bits,
+                          device=args.device, single_path=args.single_path, bilevel=args.bilevel,
                           strict=args.strict,
                           allow_emulated=args.allow_emulated, **overrides)
     config.threads = _set_threads(args.threads, built, config.batch_size)

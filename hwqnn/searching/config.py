@@ -33,7 +33,7 @@ class SearchConfig:
     t_end: float = 0.2
     gumbel: bool = False
     single_path: bool = False  # cheap sampled mode: activations mix 2 sampled schemes, not all (weights mix all)
-    warm_start_bits: str | None = None  # "hawq": start the learned bits at the Hessian-aware baseline's policy
+    warm_start_bits: str | None = "hawq"  # start the learned bits at the Hessian-aware baseline's policy; None: at the top
     bilevel: bool = False  # DNAS-style: scheme logits and bits step on a held-out 20% of the training data, weights on the rest
     rho: float = 1.0
     dual_lr: float = 0.05

@@ -137,6 +137,8 @@ def warm_start_from_hawq(run) -> None:
     from .hawq import HawqStrategy
 
     policy = HawqStrategy(run.problem, run.config).finalize(run)
+    # every rank computed the same traces; rank 0's policy is the one all ranks start from, bit for bit
+    policy = Policy.from_dict(distributed.broadcast_from_main(run.dist, policy.to_dict()))
     with torch.no_grad():
         for op in run.space.ops:
             chosen = policy.resolve(op.layer_name)
