@@ -32,41 +32,39 @@ MAX_CSV_BYTES = 16 << 20  # the shipped table is 15 KB
 
 def read_measurements(csv: str | os.PathLike | pd.DataFrame = MEASUREMENTS_CSV) -> pd.DataFrame:
     """The measurement table, checked cell by cell (CalibrationError naming the CSV line of a bad row)."""
-    if isinstance(csv, pd.DataFrame):
-        frame, where = csv.copy(), "measurements"
-    else:
-        where = f"measurements {csv}"
-        frame = _read_csv(csv, where)
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise CalibrationError(f"{where} lack columns {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}")
-    frame = frame.reset_index(drop=True)
-    _check_text(frame, where)
-    _check_integers(frame, where)
+    frame, where = _table(csv, "measurements", REQUIRED_COLUMNS)
     _check_latency(frame, where)
     _check_split(frame, where)
-    aliases = profile_aliases()
-    frame["device"] = frame["device"].map(lambda d: aliases.get(d, d))
-    return frame
+    return _resolve_devices(frame)
 
 
 def read_energy_measurements(csv: str | os.PathLike | pd.DataFrame = ENERGY_CSV) -> pd.DataFrame:
     """The energy table, checked like the latency one (one CalibrationError naming the CSV lines)."""
-    if isinstance(csv, pd.DataFrame):
-        frame, where = csv.copy(), "energy measurements"
-    else:
-        where = f"energy measurements {csv}"
-        frame = _read_csv(csv, where)
-    missing = [c for c in ENERGY_COLUMNS if c not in frame.columns]
-    if missing:
-        raise CalibrationError(f"{where} lack columns {', '.join(missing)}; required: {', '.join(ENERGY_COLUMNS)}")
-    frame = frame.reset_index(drop=True)
-    _check_text(frame, where)
-    _check_integers(frame, where)
+    frame, where = _table(csv, "energy measurements", ENERGY_COLUMNS)
     for column in ("latency_ms", "energy_mj"):
         _check_positive(frame, where, column)
     if "energy_above_idle_mj" in frame.columns:
         _check_positive(frame, where, "energy_above_idle_mj", missing_ok=True)
+    return _resolve_devices(frame)
+
+
+def _table(csv: str | os.PathLike | pd.DataFrame, label: str, required: tuple[str, ...]) -> tuple[pd.DataFrame, str]:
+    """(the table with its text and integer columns checked, how errors name it)."""
+    if isinstance(csv, pd.DataFrame):
+        frame, where = csv.copy(), label
+    else:
+        where = f"{label} {csv}"
+        frame = _read_csv(csv, where)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise CalibrationError(f"{where} lack columns {', '.join(missing)}; required: {', '.join(required)}")
+    frame = frame.reset_index(drop=True)
+    _check_text(frame, where)
+    _check_integers(frame, where)
+    return frame, where
+
+
+def _resolve_devices(frame: pd.DataFrame) -> pd.DataFrame:
     aliases = profile_aliases()
     frame["device"] = frame["device"].map(lambda d: aliases.get(d, d))
     return frame

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -274,32 +275,40 @@ def to_policy(layers: Sequence[LayerOptions], choice) -> Policy:
     return Policy(entries)
 
 
-@torch.no_grad()
-def capture_slot_inputs(qmodel, batch: torch.Tensor) -> dict[int, torch.Tensor]:
-    """One float-bypass forward that records the tensor entering every slot (keyed by id(slot))."""
+@contextmanager
+def float_slot_inputs(qmodel, detach: bool = True):
+    """For the block: every slot in float (a bypass), the model in eval mode, and a dict, yielded, that
+    records the tensor entering each slot on the first forward (keyed by id(slot); ``detach=False`` keeps
+    it in the autograd graph). Slot modes and the training mode are restored afterwards."""
     captured: dict[int, torch.Tensor] = {}
-    hooks = []
-    modes = []
-    for _, _, slot in qmodel.slots():
-        modes.append((slot, slot.mode))
-        slot.mode = "float"
-        hooks.append(slot.register_forward_pre_hook(
-            lambda m, args: (captured.setdefault(id(m), args[0].detach()), None)[1]))
+    hooks, modes = [], []
     was_training = qmodel.training
-    qmodel.eval()
     try:
-        qmodel(batch)
+        for _, _, slot in qmodel.slots():
+            modes.append((slot, slot.mode))
+            slot.mode = "float"
+            hooks.append(slot.register_forward_pre_hook(
+                lambda m, args: (captured.setdefault(id(m), args[0].detach() if detach else args[0]), None)[1]))
+        qmodel.eval()
+        yield captured
     finally:
         for h in hooks:
             h.remove()
         for slot, mode in modes:
             slot.mode = mode
         qmodel.train(was_training)
+
+
+@torch.no_grad()
+def capture_slot_inputs(qmodel, batch: torch.Tensor) -> dict[int, torch.Tensor]:
+    """One float-bypass forward that records the tensor entering every slot (keyed by id(slot))."""
+    with float_slot_inputs(qmodel) as captured:
+        qmodel(batch)
     return captured
 
 
 @torch.no_grad()
-def _relative_error(slot, scheme: str, bits: int, x: torch.Tensor | None) -> float:
+def relative_error(slot, scheme: str, bits: int, x: torch.Tensor | None) -> float:
     if x is None:
         return 0.0
     module = slot.candidates[scheme]
@@ -358,7 +367,7 @@ def build_options(space, captured: Mapping[int, torch.Tensor], sensitivity_weigh
         prior = _scheme_prior(slot)
         return [bits_weight * (slot.candidates[o.scheme].effective_bits(o.bits) - learned) ** 2
                 + prior_weight * prior[o.scheme]
-                + sensitivity_weight * _relative_error(slot, o.scheme, o.bits, captured.get(id(slot)))
+                + sensitivity_weight * relative_error(slot, o.scheme, o.bits, captured.get(id(slot)))
                 for o in options]
 
     return options_by(space, objective)

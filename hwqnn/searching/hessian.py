@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import HwqnnError
+from .finalize import float_slot_inputs
 
 
 def hutchinson_traces(loss: torch.Tensor, tensors: list[torch.Tensor], samples: int = 16,
@@ -34,25 +35,10 @@ def slot_hessian_traces(qmodel, images: torch.Tensor, labels: torch.Tensor, samp
                         seed: int = 0) -> dict[int, float]:
     """Hessian trace of the float model's cross-entropy w.r.t. the tensor entering each quantizer slot
     (the layer's weight, or its input activation), keyed by ``id(slot)``; slots run in float, BN in eval."""
-    inputs: dict[int, torch.Tensor] = {}
-    hooks, modes = [], []
-    for _, _, slot in qmodel.slots():
-        modes.append((slot, slot.mode))
-        slot.mode = "float"
-        hooks.append(slot.register_forward_pre_hook(lambda m, args: (inputs.setdefault(id(m), args[0]), None)[1]))
-    was_training = qmodel.training
-    qmodel.eval()
-    try:
-        with torch.enable_grad():
-            # the input needs a gradient too: the first layer's activation slot quantizes it
-            loss = F.cross_entropy(qmodel(images.detach().requires_grad_(True)), labels)
-            keys = [k for k, t in inputs.items() if t.requires_grad]
-            generator = torch.Generator().manual_seed(seed)
-            traces = hutchinson_traces(loss, [inputs[k] for k in keys], samples, generator)
-    finally:
-        for hook in hooks:
-            hook.remove()
-        for slot, mode in modes:
-            slot.mode = mode
-        qmodel.train(was_training)
+    with float_slot_inputs(qmodel, detach=False) as inputs, torch.enable_grad():
+        # the input needs a gradient too: the first layer's activation slot quantizes it
+        loss = F.cross_entropy(qmodel(images.detach().requires_grad_(True)), labels)
+        keys = [k for k, t in inputs.items() if t.requires_grad]
+        generator = torch.Generator().manual_seed(seed)
+        traces = hutchinson_traces(loss, [inputs[k] for k in keys], samples, generator)
     return dict(zip(keys, traces))

@@ -57,21 +57,10 @@ def train_epoch(
     correct, total, loss_sum = 0, 0, 0.0
     for x, y in tqdm(loader, desc=desc, leave=False, mininterval=1.0):
         x, y = x.to(device), y.to(device)
-        logits = model(x)
-        if loss_scale is None:
-            loss = F.cross_entropy(logits, y)
-            weight = int(y.numel())
-        else:
-            scale = loss_scale()
-            loss = F.cross_entropy(logits, y, reduction="sum") * scale
-            weight = 1.0 / scale  # this rank's nominal share: the global loss is the mean of the ranks' losses
+        logits, loss, weight = _loss(model, x, y, loss_scale)
         if extra_loss is not None:
             loss = loss + extra_loss().to(loss.dtype)
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
-        for opt in optimizers:
-            opt.step()
+        _step(loss, optimizers, optimizers)
         if after_step is not None:
             after_step()
         loss_sum += float(loss.detach()) * weight
@@ -82,10 +71,23 @@ def train_epoch(
 
 
 def _loss(model, x, y, loss_scale):
+    """(logits, loss, the batch's weight in the epoch's mean loss): the mean cross-entropy, or on a
+    data-parallel rank the summed one times ``loss_scale()``, weighted by this rank's nominal share (the
+    global loss is the mean of the ranks' losses)."""
     logits = model(x)
     if loss_scale is None:
-        return logits, F.cross_entropy(logits, y)
-    return logits, F.cross_entropy(logits, y, reduction="sum") * loss_scale()
+        return logits, F.cross_entropy(logits, y), int(y.numel())
+    scale = loss_scale()
+    return logits, F.cross_entropy(logits, y, reduction="sum") * scale, 1.0 / scale
+
+
+def _step(loss: torch.Tensor, zeroed, stepped) -> None:
+    """Backpropagate ``loss`` into fresh gradients of ``zeroed``'s parameters and step ``stepped``."""
+    for opt in zeroed:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in stepped:
+        opt.step()
 
 
 def alternating_epoch(
@@ -109,28 +111,21 @@ def alternating_epoch(
     arch_batches = iter(arch_loader)
     for x, y in tqdm(weight_loader, desc=desc, leave=False, mininterval=1.0):
         x, y = x.to(device), y.to(device)
-        logits, loss = _loss(model, x, y, loss_scales[0])
-        for opt in (*weight_optimizers, *arch_optimizers):
-            opt.zero_grad(set_to_none=True)
-        loss.backward()
-        for opt in weight_optimizers:
-            opt.step()
+        logits, loss, weight = _loss(model, x, y, loss_scales[0])
+        _step(loss, (*weight_optimizers, *arch_optimizers), weight_optimizers)
         try:
             ax, ay = next(arch_batches)
         except StopIteration:
             arch_batches = iter(arch_loader)
             ax, ay = next(arch_batches)
-        _, arch_loss = _loss(model, ax.to(device), ay.to(device), loss_scales[1])
+        _, arch_loss, _ = _loss(model, ax.to(device), ay.to(device), loss_scales[1])
         if extra_loss is not None:
             arch_loss = arch_loss + extra_loss().to(arch_loss.dtype)
-        for opt in (*weight_optimizers, *arch_optimizers):
-            opt.zero_grad(set_to_none=True)
-        arch_loss.backward()
-        for opt in arch_optimizers:
-            opt.step()
+        _step(arch_loss, (*weight_optimizers, *arch_optimizers), arch_optimizers)
         if after_arch_step is not None:
             after_arch_step()
-        loss_sum += float(F.cross_entropy(logits.detach(), y)) * int(y.numel())
+        loss_sum += float(loss.detach()) * weight
         correct += int((logits.detach().argmax(1) == y).sum())
         total += int(y.numel())
-    return {"loss": loss_sum / max(total, 1), "train_accuracy": 100.0 * correct / max(total, 1)}
+    stats = {"loss": loss_sum / max(total, 1), "train_accuracy": 100.0 * correct / max(total, 1)}
+    return stats if loss_scales[0] is None else {**stats, "images": total}

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ...policy import Policy
-from ..finalize import capture_slot_inputs, option_costs, options_by, solve_or_raise, to_policy
+from ..finalize import capture_slot_inputs, option_costs, options_by, relative_error, solve_or_raise, to_policy
 from ..hessian import slot_hessian_traces
 from .base import Strategy, register_strategy
 
@@ -46,24 +46,14 @@ class HawqStrategy(Strategy):
         traces = slot_hessian_traces(run.qmodel, images, labels, HUTCHINSON_SAMPLES, seed=run.config.seed)
         captured = capture_slot_inputs(run.qmodel, images)
 
-        @torch.no_grad()
         def perturbation(slot, options) -> list[float]:
             x = captured.get(id(slot))
             if x is None:
                 return [0.0] * len(options)
-            # a trace can come out negative (the loss is not convex everywhere); it then counts as 0
-            per_element = max(traces.get(id(slot), 0.0), 0.0) / x.numel()
-            costs = []
-            for option in options:
-                module = slot.candidates[option.scheme]
-                was_training = module.training
-                module.eval()
-                try:
-                    error = float(((module(x, option.bits).double() - x.double()) ** 2).sum())
-                finally:
-                    module.train(was_training)
-                costs.append(per_element * error if np.isfinite(error) else 1e30)
-            return costs
+            # Tr(H)/n * ||Q(x) - x||^2 = Tr(H) * relative MSE * mean(x^2); a trace can come out negative
+            # (the loss is not convex everywhere), and then counts as 0
+            scale = max(traces.get(id(slot), 0.0), 0.0) * (float((x.double() ** 2).mean()) or 1.0)
+            return [scale * relative_error(slot, o.scheme, o.bits, x) for o in options]
 
         space, problem = run.space, run.problem
         layers = options_by(space, perturbation, schemes=[run.config.uniform_scheme])
