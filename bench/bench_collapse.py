@@ -8,7 +8,9 @@ pytest; about 10 minutes per arm and seed on one thread). From one pretrained fl
 * ``hawq``: the Hessian-aware baseline (traces, MILP), fine-tuned for search + fine-tune epochs;
 * ``search``: the issue's repro, the sampled mode, ``--search-epochs`` then ``--finetune-epochs``, the
   learned bits starting at the top of the range;
-* ``search + hawq warm start``: the same with the learned bits starting at the hawq policy.
+* ``search + hawq warm start``: the same with the learned bits starting at the hawq policy;
+* ``mixture + hawq warm start``: the same in the mixture mode (every scheme on every slot, both bit
+  roundings), the faithful DNAS gradient the sampled mode estimates at a fraction of the cost.
 
 Each arm's result is cached as JSON under ``--work`` so an interrupted run resumes arm by arm.
 Latency is costed at batch 1 (``cost_batch_size``), as in the issue's repro.
@@ -46,6 +48,7 @@ def arms(budget: str, search_epochs: int, finetune_epochs: int) -> dict[str, dic
         "hawq": dict(method="hawq", budgets=[budget], search_epochs=0, finetune_epochs=total),
         "search": searched,
         "search + hawq warm start": {**searched, "warm_start_bits": "hawq"},
+        "mixture + hawq warm start": {**searched, "single_path": False, "warm_start_bits": "hawq"},
     }
 
 

@@ -1,12 +1,17 @@
 """Search overhead: one search step divided by one float training step, side by side in one process.
 
-ResNet-20, batch 128, CPU. The search step runs every registered scheme on every weight and activation
-slot (the full mixture; or, in the sampled mode, the mixture on weights and two Gumbel-sampled schemes
-on activations), QPL's continuous bits, and the
-device cost penalties (augmented Lagrangian), with all three optimizers. Float and search steps are
-interleaved so machine noise hits both alike; the report gives the median of the per-round ratios.
+ResNet-20, batch 128, CPU. The search step learns schemes and bits on every weight and activation slot:
+in the sampled mode (the default) each slot quantizes once, with one scheme drawn from its probabilities
+at a stochastically rounded bitwidth; in the mixture mode every registered scheme at both roundings of
+the continuous bits. Both include the expected device costs and the augmented Lagrangian, with all three
+optimizers. Float and search steps are interleaved so machine noise hits both alike; the report gives
+the median of the per-round ratios.
 
-    python bench/bench_search_step.py --rounds 7 --out reports/search_overhead.md
+Memory: the bytes a training step holds at the peak of its backward pass, counted exactly: the tensors
+autograd saves for backward (unique storages) plus parameters and their gradients. The allocator's
+caching and fragmentation come on top in both modes alike.
+
+    python bench/bench_search_step.py --rounds 7 --threads 1 --out reports/search_overhead.md
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -34,8 +40,11 @@ def make_steps(batch_size: int, target: str, single_path: bool):
     float_model = create_model("resnet20", num_classes=10)
     float_opt = torch.optim.SGD(float_model.parameters(), lr=0.01, momentum=0.9)
 
+    def float_forward():
+        return F.cross_entropy(float_model(x), y)
+
     def float_step():
-        loss = F.cross_entropy(float_model(x), y)
+        loss = float_forward()
         float_opt.zero_grad(set_to_none=True)
         loss.backward()
         float_opt.step()
@@ -53,9 +62,12 @@ def make_steps(batch_size: int, target: str, single_path: bool):
     opts = [torch.optim.SGD(space.weight_parameters(), lr=0.01, momentum=0.9),
             torch.optim.Adam(space.logit_parameters(), lr=0.05), torch.optim.Adam(space.bit_parameters(), lr=0.05)]
 
-    def search_step():
+    def search_forward():
         costs = space.expected_costs()
-        loss = F.cross_entropy(qmodel(x), y) + al.penalty(costs).float()
+        return F.cross_entropy(qmodel(x), y) + al.penalty(costs).float(), costs
+
+    def search_step():
+        loss, costs = search_forward()
         for o in opts:
             o.zero_grad(set_to_none=True)
         loss.backward()
@@ -63,7 +75,27 @@ def make_steps(batch_size: int, target: str, single_path: bool):
             o.step()
         al.dual_step(costs)
 
-    return float_step, search_step, len(space.scheme_names), len(qmodel.layer_names)
+    return SimpleNamespace(float_step=float_step, search_step=search_step,
+                           float_bytes=lambda: held_bytes(float_model, [float_opt], float_forward),
+                           search_bytes=lambda: held_bytes(qmodel, opts, lambda: search_forward()[0]),
+                           n_schemes=len(space.scheme_names), n_layers=len(qmodel.layer_names))
+
+
+def held_bytes(model: torch.nn.Module, optimizers, run_forward) -> int:
+    """Bytes held when backward starts: saved-for-backward storages, parameters, their gradients and the
+    optimizers' state (the model and optimizers have taken steps, so the state exists)."""
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = run_forward()
+    del loss
+    tensors = [p for p in model.parameters()] + [p for p in model.parameters() if p.requires_grad]  # + grads
+    tensors += [v for o in optimizers for state in o.state.values() for v in state.values() if torch.is_tensor(v)]
+    return sum(storages.values()) + sum(t.numel() * t.element_size() for t in tensors)
 
 
 def timed(fn) -> float:
@@ -87,25 +119,29 @@ def main() -> None:
              f"--target {args.target} --threads {torch.get_num_threads()}{' --out ' + args.out if args.out else ''}`", "",
              f"torch {torch.__version__}, {torch.get_num_threads()} threads. Float and search steps interleaved; "
              f"median of {args.rounds} rounds after 2 warm-up rounds.", "",
-             "| mode | float step (s) | search step (s) | ratio (median of per-round ratios) |", "|---|---|---|---|"]
-    for single_path in (False, True):
-        float_step, search_step, n_schemes, n_layers = make_steps(args.batch_size, args.target, single_path)
+             "| mode | float step (s) | search step (s) | time ratio (median of per-round ratios) | memory ratio |",
+             "|---|---|---|---|---|"]
+    for single_path in (True, False):
+        steps = make_steps(args.batch_size, args.target, single_path)
         for _ in range(2):
-            float_step()
-            search_step()
+            steps.float_step()
+            steps.search_step()
         f_times, s_times = [], []
         for _ in range(args.rounds):
-            f_times.append(timed(float_step))
-            s_times.append(timed(search_step))
+            f_times.append(timed(steps.float_step))
+            s_times.append(timed(steps.search_step))
         ratios = [s / f for s, f in zip(s_times, f_times)]
-        mode = (f"sampled (`single_path=True`): weights mix all {n_schemes}, activations mix 2 sampled")
-        mode = mode if single_path else f"mixture of all {n_schemes} schemes"
+        memory = max(steps.search_bytes() for _ in range(3)) / steps.float_bytes()  # the largest of 3 draws
+        mode = ("sampled (default, `single_path=True`): one scheme and one rounding per slot" if single_path
+                else f"mixture (`single_path=False`): all {steps.n_schemes} schemes at both roundings")
         lines.append(f"| {mode} | {statistics.median(f_times):.3f} | {statistics.median(s_times):.3f} | "
-                     f"**{statistics.median(ratios):.2f}x** |")
+                     f"**{statistics.median(ratios):.2f}x** (rounds: {', '.join(f'{r:.2f}' for r in ratios)}) | "
+                     f"{memory:.2f}x |")
         print(lines[-1], flush=True)
-    lines += ["", f"{n_layers} quantized layers, each with a weight and an activation slot; every slot carries "
-              f"{n_schemes} candidate schemes, a continuous bitwidth (two quantizations per scheme: floor and "
-              f"ceil), and the step includes the expected-cost evaluation and the augmented Lagrangian."]
+    lines += ["", f"{steps.n_layers} quantized layers, each with a weight and an activation slot; every slot carries "
+              f"{steps.n_schemes} candidate schemes and a continuous bitwidth; the step includes the expected-cost "
+              "evaluation and the augmented Lagrangian. Memory ratio: bytes held when backward starts (saved "
+              "tensors, parameters, gradients, optimizer state), search over float."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -52,7 +52,7 @@ def enable_config_file(parser: argparse.ArgumentParser) -> None:
                         help="read flags from a YAML or TOML file (keys are long flag names, e.g. batch-size); "
                              "flags on the command line override it")
     options = _options(parser)
-    for action in options.values():
+    for action in {id(a): a for a in options.values()}.values():  # once each: --x and --no-x share one action
         if not isinstance(action, argparse._AppendAction):  # append starts from None: None means not given
             action.default = Unset(action.default)
     command = parser.get_default("func")
@@ -66,7 +66,8 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
         if action.default is argparse.SUPPRESS or action.dest == "config":
             continue
         for flag in action.option_strings:
-            if flag.startswith("--"):
+            negative = isinstance(action, argparse.BooleanOptionalAction) and flag.startswith("--no-")
+            if flag.startswith("--") and not negative:  # a file writes `single-path: false`, not `no-single-path`
                 options[flag[2:]] = action
     return options
 
@@ -160,6 +161,8 @@ def _convert(action: argparse.Action, value: object) -> object:
     if action.nargs == 0:  # store_true / store_false
         if not isinstance(value, bool):
             raise TypeError(f"{flag} is a switch; expected true or false, got {value!r}")
+        if isinstance(action, argparse.BooleanOptionalAction):  # --flag / --no-flag: the value itself
+            return value
         return value if action.const is True else not value
     if isinstance(action, argparse._AppendAction):
         items = value if isinstance(value, list) else [value]

@@ -60,7 +60,8 @@ def add_study_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--short-fraction", type=types.fraction, default=0.125,
                    help="search and fine-tune epochs of warm-started points, as a fraction of the first point's")
     p.add_argument("--no-warm-start", action="store_true", help="run every point as an independent full search")
-    p.add_argument("--single-path", action="store_true", help="cheap sampled search (2 sampled schemes per activation slot)")
+    p.add_argument("--single-path", action=argparse.BooleanOptionalAction, default=None,
+                   help="the sampled search (default; one quantization per slot and step); --no-single-path: the mixture")
     p.add_argument("--batch-size", type=types.int_at_least(1), default=None,
                    help="training batch size (default: 64; 128 for cifar10)")
     # The two limits are checked against the split's size once the data is loaded (see ``subset``).
@@ -110,14 +111,14 @@ def prepare_study(args) -> Study:
     overrides: dict = {}
     if args.epochs is not None:
         overrides.update(search_epochs=args.epochs, finetune_epochs=args.epochs, pretrain_epochs=2 * args.epochs)
-    for name in ("pretrain_epochs", "search_epochs", "finetune_epochs", "batch_size"):
+    for name in ("pretrain_epochs", "search_epochs", "finetune_epochs", "batch_size", "single_path"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     if built.meta["data"] == "cifar10":
         overrides.setdefault("augment", True)
         overrides.setdefault("batch_size", 128)
         overrides.setdefault("lr", 3e-3)
-    config = SearchConfig(seed=args.seed, device=args.device, single_path=args.single_path, **overrides)
+    config = SearchConfig(seed=args.seed, device=args.device, **overrides)
     train = subset(data.train, args.train_limit, args.seed, "--train-limit")
     val = subset(data.test, args.eval_limit, args.seed + 1, "--eval-limit")
     options = {"baselines": baselines, "fixed_budgets": fixed_budgets,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
 from pathlib import Path
@@ -35,8 +36,10 @@ def register(subparsers) -> None:
                    help="scheme of the uniform baseline (--method uniform)")
     p.add_argument("--scheme-sharing", choices=("layer", "model"), default="layer",
                    help="search a scheme per layer, or one for the whole model")
-    p.add_argument("--single-path", action="store_true",
-                   help="cheap sampled search: each activation slot mixes 2 Gumbel-sampled schemes per step instead of all")
+    p.add_argument("--single-path", action=argparse.BooleanOptionalAction, default=None,
+                   help="the sampled search (default): each slot quantizes once per step, one scheme drawn from its "
+                        "probabilities at a stochastically rounded bitwidth; --no-single-path: the mixture of every "
+                        "scheme at both roundings (the exact DNAS gradient, several times slower)")
     p.add_argument("--warm-start-bits", choices=("hawq", "none"), default=None,
                    help="where the learned bits start: 'hawq' (default), the Hessian-aware (--method hawq) policy, a "
                         "point within the budgets; 'none', the top of --bits-range")
@@ -100,6 +103,8 @@ def run(args) -> int:
         overrides["finetune_epochs"] = args.finetune_epochs
     if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
+    if args.single_path is not None:
+        overrides["single_path"] = args.single_path
     if args.warm_start_bits is not None:
         overrides["warm_start_bits"] = None if args.warm_start_bits == "none" else args.warm_start_bits
     if built.meta["data"] == "cifar10":
@@ -108,7 +113,7 @@ def run(args) -> int:
         overrides.setdefault("lr", 3e-3)
     config = SearchConfig(method=args.method, uniform_bits=args.bits, uniform_scheme=args.scheme,
                           scheme_sharing=args.scheme_sharing, bits_range=args.bits_range, seed=args.seed,
-                          device=args.device, single_path=args.single_path, bilevel=args.bilevel,
+                          device=args.device, bilevel=args.bilevel,
                           strict=args.strict,
                           allow_emulated=args.allow_emulated, **overrides)
     config.threads = _set_threads(args.threads, built, config.batch_size)

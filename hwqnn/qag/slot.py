@@ -5,9 +5,10 @@ A slot is in one of three modes:
 * ``float``: bypass, returns its input unchanged;
 * ``search``: holds scheme logits ``alpha`` (QSS) and a continuous bitwidth ``b~`` (QPL); the output is
   the probability-weighted mix of every candidate scheme's quantization at ``b~``, so the layer still
-  runs one conv/matmul on the mixed tensor. With ``single_path`` (the cheap sampled mode) weights
-  still mix every candidate (they are small), activations mix only two Gumbel-sampled candidates,
-  and eval mode runs the argmax scheme;
+  runs one conv/matmul on the mixed tensor. With ``single_path`` (the sampled mode) each training
+  step quantizes once, with one scheme drawn from the probabilities at ``b~`` rounded stochastically,
+  and gets an unbiased estimate of the mixture's gradient (:class:`SampledPath`); eval mode runs the
+  argmax scheme;
 * ``fixed``: one scheme at one integer bitwidth (a finalized policy).
 
 :meth:`QuantSlot.restrict` narrows a slot to what a target runs natively (see :mod:`hwqnn.deployment`):
@@ -28,6 +29,32 @@ from ..errors import HwqnnError, SchemeError
 from ..quantizers import COMPUTE_KINDS, MAX_BITS, MIN_BITS, create_scheme, list_schemes
 
 MODES = ("float", "search", "fixed")
+
+
+class SampledPath(torch.autograd.Function):
+    """``q`` forward, where ``q = Q(x)`` is one path drawn with probability ``w``; the gradient ``<dL/dq, q - x>``
+    goes to ``log w``.
+
+    Summed over the draws, ``E[(q - x) grad log w] = grad sum_k w_k (q_k - x) = grad sum_k w_k q_k``: the
+    mixture's gradient, without bias, from one quantization instead of every one (the input ``x`` is a
+    control variate, exact because ``sum_k grad w_k = 0``). Subtracting it matters: a layer followed by
+    BatchNorm is invariant to the scale of its input, so ``<dL/dq, q>`` alone is about 0 and carries no signal,
+    while ``<dL/dq, q - x>`` is the first-order loss of this path's quantization noise.
+    """
+
+    @staticmethod
+    def forward(ctx, q: Tensor, x: Tensor, log_w: Tensor) -> Tensor:
+        ctx.save_for_backward(q, x)
+        return q.view_as(q)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        q, x = ctx.saved_tensors
+        grad_log_w = None
+        if ctx.needs_input_grad[2]:
+            g = grad.reshape(-1)
+            grad_log_w = (torch.dot(g, q.reshape(-1)) - torch.dot(g, x.reshape(-1))).reshape(())
+        return grad, None, grad_log_w
 
 
 class SchemeLogits(nn.Module):
@@ -234,9 +261,7 @@ class QuantSlot(nn.Module):
             if not self.training:  # evaluate the network the search would pick now
                 name = self.argmax_scheme()
                 return self.candidates[name](x, self.scheme_bits(name, bits))
-            if self.role != "weight" and len(self.scheme_names) > 1:
-                return self._two_sampled_paths(x, bits)
-            # Weights are small: mixing every candidate costs little and gives the exact DNAS gradient.
+            return self._one_sampled_path(x, bits)
         probs = self.probabilities()
         out = None
         for i, (name, scheme) in enumerate(self.candidates.items()):
@@ -246,24 +271,20 @@ class QuantSlot(nn.Module):
             out = term if out is None else out + term
         return out
 
-    def _two_sampled_paths(self, x: Tensor, bits: Tensor) -> Tensor:
-        """Mix two schemes drawn without replacement (Gumbel top-2), weighted by their renormalised probabilities.
-
-        Why two and not one: a layer followed by BatchNorm is invariant to the scale of its input, so
-        the straight-through gradient of a single sampled path, ``<dL/dy, q_k(x)>``, is close to zero
-        and carries no signal about which scheme is better. With two paths the logit gradient is
-        proportional to ``<dL/dy, q_a(x) - q_b(x)>``: a comparison of the two schemes (as in
-        ProxylessNAS's binary gates), at the price of two quantizations instead of eight.
-        """
-        alpha = self._masked_alpha() / self.temperature
-        if int(torch.isfinite(alpha).sum()) < 2:  # one deployable scheme: it is the whole mixture
-            name = self.argmax_scheme()
-            return self.candidates[name](x, self.scheme_bits(name, bits))
-        noise = -torch.empty_like(alpha).exponential_().log()  # standard Gumbel samples
-        pair = torch.topk(alpha.detach() + noise, 2).indices
-        weights = torch.softmax(alpha[pair], dim=0)
-        names = [self.scheme_names[int(k)] for k in pair]
-        return sum(w * self.candidates[n](x, self.scheme_bits(n, bits)) for w, n in zip(weights, names))
+    def _one_sampled_path(self, x: Tensor, bits: Tensor) -> Tensor:
+        """One quantization: a scheme drawn from the slot's probabilities at a bitwidth drawn by stochastic
+        rounding of ``b~``, with an unbiased estimate of the mixture's gradient (see :class:`SampledPath`)."""
+        log_p = torch.log_softmax(self._masked_alpha() / self.temperature, dim=0)
+        k = int(torch.multinomial(log_p.detach().exp(), 1))
+        name = self.scheme_names[k]
+        scheme = self.candidates[name]
+        log_w = log_p[k]
+        if scheme.fixed_bits is not None:  # bit-independent: b~ gets an exact 0 (as in the mixture)
+            return SampledPath.apply(scheme(x, scheme.fixed_bits), x, log_w + 0.0 * bits)
+        lo, frac = scheme.split_bits(self.scheme_bits(name, bits))
+        up = bool(torch.rand(()) < frac.detach())
+        log_w = log_w + torch.log(frac if up else 1 - frac)
+        return SampledPath.apply(scheme.quantize(x, lo + up), x, log_w)
 
     def extra_repr(self) -> str:
         if self.pinned_float:

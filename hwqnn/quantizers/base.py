@@ -178,16 +178,21 @@ class Scheme(nn.Module, ABC):
         if self.fixed_bits is not None:
             # Bitwidth-independent: the output does not depend on b~ (its gradient is exactly 0).
             return self.quantize(x, self.fixed_bits) + 0.0 * bits.sum()
+        lo, frac = self.split_bits(bits)
+        frac = frac.to(x.dtype)
+        q_lo = self.quantize(x, lo)
+        q_hi = self.quantize(x, lo + 1)
+        return torch.lerp(q_lo, q_hi, frac)
+
+    def split_bits(self, bits: Tensor) -> tuple[int, Tensor]:
+        """``(lo, frac)`` of a continuous bitwidth: ``bits = lo + frac`` with ``0 <= frac <= 1`` (``frac`` keeps
+        the gradient), ``lo = floor(bits)`` clamped to ``[MIN_BITS, MAX_BITS - 1]`` so ``lo + 1`` is valid."""
         b = bits.clamp(MIN_BITS, MAX_BITS)
         b_value = float(b.detach())
         if math.isnan(b_value):
             raise SchemeError(f"scheme '{self.name}' got a NaN bitwidth tensor; check the bitwidth parameter")
-        lo = int(math.floor(b_value))
-        lo = min(lo, MAX_BITS - 1)
-        frac = (b - lo).to(x.dtype)
-        q_lo = self.quantize(x, lo)
-        q_hi = self.quantize(x, lo + 1)
-        return torch.lerp(q_lo, q_hi, frac)
+        lo = min(int(math.floor(b_value)), MAX_BITS - 1)
+        return lo, b - lo
 
     def per_channel_view(self, stat: Tensor, x: Tensor) -> Tensor:
         """Reshape a per-channel statistic so that it broadcasts against ``x`` along ``channel_axis``."""

@@ -69,23 +69,36 @@ class GradScale(torch.autograd.Function):
 
 
 class ScaledCodes(torch.autograd.Function):
-    """``codes * scale`` forward with the LSQ (or PACT) gradient to ``x`` and ``scale`` (see module doc)."""
+    """``codes * scale`` forward with the LSQ (or PACT) gradient to ``x`` and ``scale`` (see module doc).
+
+    ``codes`` is a tensor, or a function ``codes_of(x, u)`` of the input and ``u = x / scale``; a function
+    is evaluated here and again in backward, so no tensor the size of ``x`` is kept for it (``x`` is kept
+    anyway).
+    """
 
     @staticmethod
-    def forward(ctx, x: Tensor, scale: Tensor, codes: Tensor, lo: float | Tensor, hi: float | Tensor,
-                inside_scale_grad: bool) -> Tensor:
+    def forward(ctx, x: Tensor, scale: Tensor, codes: Tensor | Callable[[Tensor, Tensor], Tensor],
+                lo: float | Tensor, hi: float | Tensor, inside_scale_grad: bool) -> Tensor:
         bounds = [b for b in (lo, hi) if torch.is_tensor(b)]
-        ctx.save_for_backward(x, divisor(scale, x), codes, *bounds)
+        safe_scale = divisor(scale, x)
+        ctx.codes_of = None if torch.is_tensor(codes) else codes
+        if ctx.codes_of is not None:
+            codes = ctx.codes_of(x, x / safe_scale)
+        kept = (codes,) if ctx.codes_of is None else ()
+        ctx.save_for_backward(x, safe_scale, *kept, *bounds)
         ctx.lo, ctx.hi = (None if torch.is_tensor(b) else b for b in (lo, hi))
         ctx.inside_scale_grad = inside_scale_grad
         return codes * scale
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        x, scale, codes, *bounds = ctx.saved_tensors
-        lo = bounds.pop(0) if ctx.lo is None else ctx.lo
-        hi = bounds.pop(0) if ctx.hi is None else ctx.hi
+        x, scale, *rest = ctx.saved_tensors
+        codes = rest.pop(0) if ctx.codes_of is None else None
+        lo = rest.pop(0) if ctx.lo is None else ctx.lo
+        hi = rest.pop(0) if ctx.hi is None else ctx.hi
         u = x / scale  # recomputed rather than saved: one pass instead of one more tensor kept alive
+        if codes is None:
+            codes = ctx.codes_of(x, u)
         clipped = torch.clamp(u, lo, hi)  # finite even where u is +-inf (x far outside a tiny scale)
         inside = mask(torch.eq, clipped, u)
         grad_x = grad * inside
@@ -119,11 +132,13 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
     return torch.dot(a.reshape(-1), b.reshape(-1))
 
 
-def scaled_codes(x: Tensor, scale: Tensor, codes: Tensor, lo: float | Tensor, hi: float | Tensor,
-                 inside_scale_grad: bool = True) -> Tensor:
+def scaled_codes(x: Tensor, scale: Tensor, codes: Tensor | Callable[[Tensor, Tensor], Tensor],
+                 lo: float | Tensor, hi: float | Tensor, inside_scale_grad: bool = True) -> Tensor:
     """``codes * scale`` in x's dtype, with the LSQ gradient (PACT's when ``inside_scale_grad`` is False).
 
-    A zero ``scale`` gives exact zeros (see the module doc); the gradient divides by :func:`divisor`.
+    ``codes``: a tensor, or ``codes_of(x, u)`` with ``u = x / scale`` (recomputed in backward instead of
+    kept: the training step then holds one tensor less per quantized tensor). A zero ``scale`` gives exact
+    zeros (see the module doc); the gradient divides by :func:`divisor`.
     """
     lo, hi = (b.to(x) if torch.is_tensor(b) else float(b) for b in (lo, hi))
     return ScaledCodes.apply(x, scale.to(x.dtype), codes, lo, hi, inside_scale_grad)
@@ -222,26 +237,62 @@ def _norm(x: Tensor, dims: Dims, known: Tensor | None) -> Tensor:
 def std_and_mean(x: Tensor, dims: Dims, abs_max_x: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Population std and mean, computed on ``x / max|x|`` so that squares of 1e30 cannot overflow.
 
-    ``abs_max_x`` may pass a known ``max|x|`` (per tensor, from the input check) to save a pass.
+    ``abs_max_x`` may pass a known ``max|x|`` (per tensor, from the input check) to save a pass. The
+    gradient is the closed form (``d std / dx = (x - mean) / (N std)``, ``d mean / dx = 1 / N``), computed
+    from ``x`` alone: autograd would keep two more tensors the size of ``x`` per call.
     """
     if dims == ():
         return torch.zeros_like(x), x
-    norm = _norm(x, dims, abs_max_x)
-    scaled = x / norm
-    mean_scaled = mean(scaled, dims)
-    root_sum_sq = torch.linalg.vector_norm(scaled - mean_scaled, dim=dims, keepdim=dims is not None)
-    std = (root_sum_sq / count(x, dims) ** 0.5).clamp_min(tiny(x.dtype))
-    return std * norm, mean_scaled * norm
+    return _StdAndMean.apply(x, dims, abs_max_x)
+
+
+class _StdAndMean(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, dims: Dims, abs_max_x: Tensor | None) -> tuple[Tensor, Tensor]:
+        norm = _norm(x, dims, abs_max_x)
+        scaled = x / norm
+        mean_scaled = mean(scaled, dims)
+        root_sum_sq = torch.linalg.vector_norm(scaled - mean_scaled, dim=dims, keepdim=dims is not None)
+        std = (root_sum_sq / count(x, dims) ** 0.5).clamp_min(tiny(x.dtype)) * norm
+        mean_x = mean_scaled * norm
+        ctx.save_for_backward(x, std, mean_x)
+        ctx.n = count(x, dims)
+        return std, mean_x
+
+    @staticmethod
+    def backward(ctx, grad_std: Tensor, grad_mean: Tensor):
+        x, std, mean_x = ctx.saved_tensors
+        # (x - mean) / std first: at most sqrt(N) in size, 0 for a constant input (std underflows to 0 there).
+        grad_x = (x - mean_x) / std.clamp_min(tiny(x.dtype)) * (grad_std / ctx.n) + grad_mean / ctx.n
+        return grad_x, None, None
 
 
 def positive_rms(x: Tensor, dims: Dims, abs_max_x: Tensor | None = None) -> Tensor:
-    """Root mean square of the positive entries (the spread of a post-ReLU tensor, zeros excluded)."""
+    """Root mean square of the positive entries (the spread of a post-ReLU tensor, zeros excluded).
+
+    Gradient in closed form, ``relu(x) / (P rms)`` with ``P`` the count of positive entries (a constant),
+    from ``x`` alone (see :func:`std_and_mean`).
+    """
     if dims == ():
         return torch.relu(x)
-    positive = torch.relu(x) / _norm(x, dims, abs_max_x)
-    positives = reduce(mask(torch.gt, positive, 0.0), "sum", dims).clamp_min(1)
-    root_sum_sq = torch.linalg.vector_norm(positive, dim=dims, keepdim=dims is not None)
-    return root_sum_sq / positives.sqrt() * _norm(x, dims, abs_max_x)
+    return _PositiveRms.apply(x, dims, abs_max_x)
+
+
+class _PositiveRms(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, dims: Dims, abs_max_x: Tensor | None) -> Tensor:
+        norm = _norm(x, dims, abs_max_x)
+        positive = torch.relu(x) / norm
+        positives = reduce(mask(torch.gt, positive, 0.0), "sum", dims).clamp_min(1)
+        root_sum_sq = torch.linalg.vector_norm(positive, dim=dims, keepdim=dims is not None)
+        rms = root_sum_sq / positives.sqrt() * norm
+        ctx.save_for_backward(x, rms, positives)
+        return rms
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, rms, positives = ctx.saved_tensors
+        return torch.relu(x) / rms.clamp_min(tiny(x.dtype)) * (grad / positives), None, None
 
 
 def twn_scale(x: Tensor, threshold: Tensor, dims: Dims) -> Tensor:
@@ -288,10 +339,8 @@ def uniform_fake_quant(x: Tensor, step: Tensor, bits: int, unsigned: Unsigned,
 
     A zero step gives exact zeros, also on the 1-bit sign grid, which has no zero level.
     """
-    with torch.no_grad():
-        codes = grid_codes(x / divisor(step, x), bits, unsigned)
     lo, hi = grid_bounds(bits, unsigned)
-    return scaled_codes(x, step, codes, lo, hi, inside_scale_grad)
+    return scaled_codes(x, step, lambda _, u: grid_codes(u, bits, unsigned), lo, hi, inside_scale_grad)
 
 
 def affine_fake_quant(x: Tensor, scale: Tensor, zero_point: Tensor | float, qmin: int, qmax: int) -> Tensor:
@@ -301,9 +350,11 @@ def affine_fake_quant(x: Tensor, scale: Tensor, zero_point: Tensor | float, qmin
     elif torch.is_tensor(zero_point):
         zero_point = zero_point.to(x.dtype)  # a float32 zero point must not promote a float16 input
     scale = divisor(scale, x)
-    with torch.no_grad():
-        codes = torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax) - zero_point
-    return scaled_codes(x, scale, codes, qmin - zero_point, qmax - zero_point)
+
+    def codes_of(_: Tensor, u: Tensor) -> Tensor:
+        return torch.clamp(torch.round(u) + zero_point, qmin, qmax) - zero_point
+
+    return scaled_codes(x, scale, codes_of, qmin - zero_point, qmax - zero_point)
 
 
 def minmax_scale_zero_point(x_min: Tensor, x_max: Tensor, bits: int) -> tuple[Tensor, Tensor]:
@@ -360,23 +411,56 @@ def pot_codes(u: Tensor, bits: int, unsigned: Unsigned) -> Tensor:
 
 
 def residual_binarize(x: Tensor, bits: int, term_scale: Callable[[int, Tensor], Tensor],
-                      cache: dict[int, tuple[Tensor, Tensor, Tensor]] | None = None) -> Tensor:
+                      cache: dict[int, tuple[Tensor, Tensor, Tensor]] | None = None, dims: Dims = None,
+                      scales_from_batch: bool = True) -> Tensor:
     """Greedy residual binarization (ResQ): ``sum_i a_i sign(r_(i-1))`` with ``r_0 = x``, ``i = 1..bits``.
 
-    ``term_scale(i, r)`` gives ``a_(i+1)`` for the residual ``r`` (``mean|r|``, or a running value). The
-    scales carry their gradient to ``x``; a straight-through path adds ``dy/dx = 1`` where
-    ``|x| <= sum a_i``. ``cache`` (one dict per input) keeps the partial sums, so quantizing the same
-    input at b and b + 1 computes b + 1 terms, not 2b + 1.
+    ``term_scale(i, r)`` gives ``a_(i+1)`` for the residual ``r``: ``mean|r|`` over ``dims`` when
+    ``scales_from_batch`` (the scales then carry their gradient to ``x``), else a running value (no
+    gradient). A straight-through path adds ``dy/dx = 1`` where ``|x| <= sum a_i``. ``cache`` (one dict
+    per input) keeps the partial sums, so quantizing the same input at b and b + 1 computes b + 1 terms,
+    not 2b + 1. The terms run without autograd and :class:`_ResidualTerms` gives their gradient from ``x``
+    and the scales alone, recomputing the residuals: autograd would keep two tensors the size of ``x`` per
+    term.
     """
     cache = {} if cache is None else cache
     done = max((i for i in cache if i <= bits), default=0)
-    if done:
-        out, residual, total = cache[done]
-    else:
-        out, residual, total = torch.zeros_like(x), x, torch.zeros((), dtype=x.dtype, device=x.device)
-    for i in range(done, bits):
-        scale = term_scale(i, residual).to(x.dtype)
-        term = scale * sign_codes(residual.detach())
-        out, residual, total = out + term, residual - term, total + scale.detach()
-        cache[i + 1] = (out, residual, total)
+    with torch.no_grad():
+        if done:
+            out, residual, scales = cache[done]
+        else:
+            out, residual, scales = torch.zeros_like(x), x.detach(), ()
+        for i in range(done, bits):
+            scale = term_scale(i, residual).to(x.dtype)
+            term = scale * sign_codes(residual)
+            out, residual, scales = out + term, residual - term, (*scales, scale)
+            cache[i + 1] = (out, residual, scales)
+    total = sum(scales)
+    if scales_from_batch and torch.is_grad_enabled() and x.requires_grad:
+        out = _ResidualTerms.apply(x, out, dims, *scales)
     return StraightThroughAdd.apply(out, x, mask(torch.le, x.detach().abs(), total))
+
+
+class _ResidualTerms(torch.autograd.Function):
+    """The terms' sum (computed by the caller) with the gradient of ``a_i = mean|r_(i-1)|`` over ``dims``:
+    ``dL/da_i = <g - G_i, s_i>`` and ``G_(i-1) = G_i + dL/da_i * sign(r_(i-1)) / N``, from ``G_b = 0``
+    (``s_i`` the term's sign, ``G_i = dL/dr_i``). The residuals are recomputed from ``x`` and the scales."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, out: Tensor, dims: Dims, *scales: Tensor) -> Tensor:
+        ctx.save_for_backward(x, *scales)
+        ctx.dims = dims
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, *scales = ctx.saved_tensors
+        residuals = [x]
+        for scale in scales[:-1]:
+            residuals.append(residuals[-1] - scale * sign_codes(residuals[-1]))
+        n = count(x, ctx.dims)
+        upstream = torch.zeros_like(x)  # dL/dr_i
+        for residual in reversed(residuals):
+            grad_scale = reduce((grad - upstream) * sign_codes(residual), "sum", ctx.dims)
+            upstream = upstream + grad_scale * torch.sign(residual) / n  # d|r|/dr = sign(r), 0 at 0 (as abs)
+        return upstream, None, None, *(None for _ in scales)

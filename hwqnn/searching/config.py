@@ -32,7 +32,7 @@ class SearchConfig:
     t_start: float = 2.0
     t_end: float = 0.2
     gumbel: bool = False
-    single_path: bool = False  # cheap sampled mode: activations mix 2 sampled schemes, not all (weights mix all)
+    single_path: bool = True  # sampled mode: one quantization per slot and step (False: the mixture of every scheme)
     warm_start_bits: str | None = "hawq"  # start the learned bits at the Hessian-aware baseline's policy; None: at the top
     bilevel: bool = False  # DNAS-style: scheme logits and bits step on a held-out 20% of the training data, weights on the rest
     rho: float = 1.0

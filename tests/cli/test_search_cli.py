@@ -135,6 +135,15 @@ def test_yaml_config_sets_flags_and_the_command_line_overrides(tmp_path, capture
     assert (args.target, args.method, args.data) == ("jetson", "search", "digits")  # untouched defaults
 
 
+@pytest.mark.parametrize(("file_value", "flags", "expected"), [
+    ("false", [], False), ("true", ["--no-single-path"], False), (None, ["--single-path"], True), (None, [], None)])
+def test_the_sampled_mode_switch_from_a_file_and_the_command_line(tmp_path, captured, file_value, flags, expected):
+    config = tmp_path / "my.yaml"
+    config.write_text(f"single-path: {file_value}\n" if file_value else "seed: 1\n")
+    assert main(["search", "--config", str(config), *flags]) == 0
+    assert captured["args"].single_path is expected  # None: SearchConfig's default (the sampled mode)
+
+
 def test_toml_config_and_defaults_without_a_config(tmp_path, captured):
     config = tmp_path / "my.toml"
     config.write_text('target = "bitfusion"\nbatch_size = 16\noverwrite = true\n')

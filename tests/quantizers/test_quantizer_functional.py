@@ -54,6 +54,35 @@ def test_scaled_codes_gradient_matches_an_autograd_reference(pact, per_channel):
     torch.testing.assert_close(grads[1], step.grad)
 
 
+@pytest.mark.parametrize("dims", [None, (1,)], ids=["per-tensor", "per-channel"])
+def test_residual_binarize_gradient_matches_an_autograd_reference(dims):
+    """The recomputing backward must give the gradient of the plain formula (scales through their means)."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 40, generator=generator).requires_grad_(True)
+    weights = torch.randn(3, 40, generator=generator)
+
+    def reference(v):
+        out, residual, total = torch.zeros_like(v), v, 0.0
+        for _ in range(3):
+            scale = F.abs_mean(residual, dims)
+            term = scale * F.sign_codes(residual.detach())
+            out, residual, total = out + term, residual - term, total + scale.detach()
+        return out + (v - v.detach()) * (v.detach().abs() <= total)
+
+    (F.residual_binarize(x, 3, lambda i, r: F.abs_mean(r, dims), dims=dims) * weights).sum().backward()
+    grad = x.grad.clone()
+    x.grad = None
+    (reference(x) * weights).sum().backward()
+    torch.testing.assert_close(grad, x.grad)
+
+
+@pytest.mark.parametrize("dims", [None, (1, 2)], ids=["per-tensor", "per-channel"])
+def test_statistics_gradients_in_closed_form_match_finite_differences(dims):
+    x = torch.randn(3, 4, 5, dtype=torch.double, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: F.std_and_mean(v, dims), (x,))
+    assert torch.autograd.gradcheck(lambda v: F.positive_rms(v, dims), (x,))
+
+
 def test_scaled_codes_gradient_is_finite_for_a_tiny_scale():
     x = torch.tensor([1e30, -3.0, 0.0], requires_grad=True)
     step = torch.tensor(F.tiny(torch.float32), requires_grad=True)

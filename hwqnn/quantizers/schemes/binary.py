@@ -61,6 +61,13 @@ class Binary(_TwnStatistics):
         return codes, scale, where_unsigned(unsigned, 0.0, -1.0)
 
     def fake_quantize(self, x: Tensor, bits: int) -> Tensor:
+        unsigned = self.unsigned(x)
+        if isinstance(unsigned, bool):  # codes recomputed in backward (not kept); a tensor flag keeps them
+            if unsigned:
+                threshold, scale = self.twn_threshold_and_scale(x)
+                threshold = threshold.detach()
+                return scaled_codes(x, scale, lambda v, _: (v > threshold).to(v.dtype), 0.0, 1.0)
+            return scaled_codes(x, self.abs_mean(x), lambda v, _: sign_codes(v), -1.0, 1.0)
         codes, scale, lo = self._codes_and_scale(x)
         return scaled_codes(x, scale, codes, lo, 1.0)
 
@@ -90,9 +97,12 @@ class Ternary(_TwnStatistics):
 
     def fake_quantize(self, x: Tensor, bits: int) -> Tensor:
         threshold, scale = self.twn_threshold_and_scale(x)
-        with torch.no_grad():
-            codes = torch.where(x.abs() > threshold, torch.sign(x), 0.0)
-        return scaled_codes(x, scale, codes, -1.0, 1.0)
+        threshold = threshold.detach()
+
+        def codes_of(v: Tensor, _: Tensor) -> Tensor:  # recomputed in backward rather than kept
+            return torch.where(v.abs() > threshold, torch.sign(v), 0.0)
+
+        return scaled_codes(x, scale, codes_of, -1.0, 1.0)
 
     def grid_spec(self, x: Tensor, bits: int):
         return self.twn_threshold_and_scale(x)[1], 0.0, -1, 1, False

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from ..base import HardwareFacts, IntegerCodes
-from ..functional import abs_max, divisor, pot_codes, pot_exponent_count, scaled_codes, where_unsigned
+from ..functional import abs_max, pot_codes, pot_exponent_count, scaled_codes, where_unsigned
 from ..registry import register_scheme
 from ._common import ObservedScheme
 
@@ -37,8 +36,7 @@ class PowerOfTwo(ObservedScheme):
 
     def fake_quantize(self, x: Tensor, bits: int) -> Tensor:
         scale, unsigned = self._scale(x), self.unsigned(x)
-        with torch.no_grad():
-            codes = pot_codes(x / divisor(scale, x), bits, unsigned)
+        codes = lambda _, u: pot_codes(u, bits, unsigned)  # noqa: E731  (recomputed in backward, not kept)
         return scaled_codes(x, scale, codes, where_unsigned(unsigned, 0.0, -1.0), 1.0)
 
     def grid_spec(self, x: Tensor, bits: int):

@@ -46,9 +46,10 @@ class Residual(ObservedScheme):
 
         cache = self.memoized("partial_sums", dict)
         unsigned = self.unsigned(x)
+        from_batch = self.training or not self.is_activation  # eval-mode activations use running scales
         if unsigned is False:
-            return residual_binarize(x, bits, term_scale, cache)
+            return residual_binarize(x, bits, term_scale, cache, dims, from_batch)
         centre = self.statistic("positive_mean", lambda: positive_mean(x))
         offset = centre if unsigned is True else centre * unsigned  # a 0-d bool tensor off the CPU
         centred = self.memoized("centred", lambda: x - offset)
-        return residual_binarize(centred, bits, term_scale, cache) + offset
+        return residual_binarize(centred, bits, term_scale, cache, dims, from_batch) + offset

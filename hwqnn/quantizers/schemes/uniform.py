@@ -8,7 +8,6 @@ from torch import Tensor, nn
 from ..base import MAX_BITS, IntegerCodes
 from ..functional import (
     GradScale,
-    divisor,
     grid_bounds,
     grid_max_code,
     scaled_codes,
@@ -81,9 +80,7 @@ class Uniform(ObservedScheme):
         if not (self.is_activation and bits >= 2):
             return uniform_fake_quant(x, step, bits, unsigned)
         lo, hi = (b.to(x) if torch.is_tensor(b) else b for b in self.bounds(bits, unsigned))
-        with torch.no_grad():
-            codes = torch.round(x / divisor(step, x)).clamp_(lo, hi)
-        return scaled_codes(x, step, codes, lo, hi)
+        return scaled_codes(x, step, lambda _, u: torch.round(u).clamp_(lo, hi), lo, hi)
 
     def grid_spec(self, x: Tensor, bits: int):
         unsigned = self.unsigned(x)
