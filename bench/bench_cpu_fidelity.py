@@ -3,12 +3,19 @@
 Run: ``python bench/bench_cpu_fidelity.py > reports/cpu_fidelity.md`` (not collected by pytest; a few
 minutes on one thread). Steps, all on this machine with ONNX Runtime's CPU execution provider:
 
-1. ``hwqnn.measure_latencies`` times reference models (``--calib-models`` at ``--calib-size`` pixels) as
-   fp32 graphs and as hwqnn's w8a8 export for ``x86-avx2-vnni``, and ``cost_models.calibrate`` fits that
-   profile to those rows (the calibrated parameters are used even where the fit would not be written).
+1. ``hwqnn.measure_latencies`` times reference models (``--calib-models`` at ``--calib-size`` pixels) and
+   the per-layer microbenchmarks (``cost_models.reference_workloads.MICROBENCHMARK_SIZES``: stacks of one
+   conv / depthwise conv / linear / matmul shape at a tiny, a small and a large size) as fp32 graphs and as hwqnn's
+   w8a8 export for ``x86-avx2-vnni``, and ``cost_models.calibrate`` fits that profile to those rows (the
+   calibrated parameters are used even where the fit would not be written). For comparison the same fit on
+   the whole-model rows alone is reported as ``calibrated (models only)``.
 2. Zoo models never used in the fit, at several widths and batch sizes, are exported the same way and
    timed; the cost model predicts each (the exported policy: w8a8 restricted to the target, or fp32) with
    the shipped and with the calibrated profile.
+Every graph's ``--repeats`` runs are timed ``--rounds`` times and the round with the lowest median is kept
+(calibration and held-out graphs alike), so a round in which other processes on a shared machine took the
+core away is not reported as the latency.
+
 3. Per precision and overall: Spearman rank correlation and median absolute percentage error, and the
    error of the predicted w8a8/fp32 speed-up per model.
 """
@@ -72,7 +79,7 @@ def predicted_ms(model: torch.nn.Module, example: torch.Tensor, precision: str, 
     return report.latency_s * 1e3
 
 
-def held_out_rows(profiles: dict, batches: list[int], threads: int, repeats: int) -> pd.DataFrame:
+def held_out_rows(profiles: dict, batches: list[int], threads: int, repeats: int, rounds: int) -> pd.DataFrame:
     base = cost_models.load_profile(BASE)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +94,7 @@ def held_out_rows(profiles: dict, batches: list[int], threads: int, repeats: int
                 path = _quiet(export_graph, model, example, precision, Path(tmp) / f"{label}_{precision}.onnx", base)
                 for batch in batches:
                     measured = float(np.median(time_graph(path, example[:batch].numpy(), threads=threads,
-                                                          repeats=repeats)))
+                                                          repeats=repeats, rounds=rounds)))
                     row = {"model": label, "precision": precision, "batch": batch, "measured_ms": measured}
                     for key, profile in profiles.items():
                         row[f"{key}_ms"] = predicted_ms(model, example, precision, profile, batch)
@@ -117,19 +124,41 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="time each graph's runs this many times and keep the round with the lowest median "
+                             "(drops rounds disturbed by other processes on a shared machine)")
+    parser.add_argument("--no-micro", action="store_true", help="calibrate on the whole models only")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     torch.set_num_threads(args.threads)
     calib = _quiet(measure_latencies, args.calib_models.split(","), base=BASE, input_size=args.calib_size,
-                   batch_sizes=batches, threads=args.threads, repeats=args.repeats)
+                   batch_sizes=batches, threads=args.threads, repeats=args.repeats,
+                   microbenchmarks=not args.no_micro, rounds=args.rounds)
+    micro = sorted(set(calib.models["model"]) - set(args.calib_models.split(",")))
+    assert not micro or not set(micro) & {name for _, name, _ in HELD_OUT}, "a held-out model was calibrated on"
     calibrated, report = cost_models.calibrate(BASE, calib.models)
     profiles = {"shipped": cost_models.load_profile(BASE), "calibrated": calibrated}
-    frame = held_out_rows(profiles, batches, args.threads, args.repeats)
+    if micro:
+        models_only, models_report = cost_models.calibrate(
+            BASE, calib.models[calib.models["model"].isin(args.calib_models.split(","))])
+        profiles["calibrated (models only)"] = models_only
+    frame = held_out_rows(profiles, batches, args.threads, args.repeats, args.rounds)
 
     print("# Cost-model fidelity on this CPU (ONNX Runtime), held-out zoo models (issue 13)\n")
-    print(f"Made by `{COMMAND}` ({args.threads} thread(s), median of {args.repeats} runs per graph; "
-          f"calibrated on {args.calib_models} at {args.calib_size} px, batches {args.batches}).\n")
+    print(f"Made by `{COMMAND}` ({args.threads} thread(s), median of {args.repeats} runs per graph, the round "
+          f"with the lowest median of {args.rounds} (calibration and held-out rows alike); "
+          f"calibrated on {args.calib_models} at {args.calib_size} px, batches {args.batches}"
+          + (f", and the per-layer microbenchmarks {', '.join(micro)} (each a stack of "
+             f"{cost_models.reference_workloads.MICRO_DEPTH} layers of one shape, at the input sizes of "
+             f"MICROBENCHMARK_SIZES)" if micro else "") + ").\n")
     print(f"Calibration: {report.summary()}\n")
+    if micro:
+        print(f"Calibration on the whole-model rows alone (`calibrated (models only)`): {models_report.summary()}\n")
+    for key, profile in profiles.items():
+        lines = [line.strip() for line in profile.summary().splitlines()
+                 if line.strip().startswith(("efficiency", "conversion bytes"))]
+        print(f"- {key}: " + "; ".join(lines))
+    print()
     print("| profile | precision | rows | Spearman | median abs. error |\n|---|---|---:|---:|---:|")
     for key in profiles:
         for precision in ("fp32", "w8a8", "all"):

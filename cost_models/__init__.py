@@ -19,7 +19,15 @@ from .metrics import BUDGET_METRICS, COST_KEYS, CostMetric
 from .precision import COMPUTE_KINDS, LayerPrecision, parse_uniform, resolve_precisions
 from .profile import HardwareProfile
 from .profile_loader import list_profiles, load_profile, profile_aliases
-from .reference_workloads import build_reference_model, list_reference_models, reference_workload
+from .reference_workloads import (
+    MICROBENCHMARK_SIZES,
+    MICROBENCHMARKS,
+    build_reference_model,
+    list_microbenchmarks,
+    list_reference_models,
+    reference_input_shape,
+    reference_workload,
+)
 from .report import CostReport, policy_layer_names
 from .workload import (
     ADD_MATMUL_FUNCTIONS,
@@ -81,6 +89,10 @@ __all__ = [
     "MEASUREMENTS_CSV",
     "list_reference_models", "build_reference_model",
     "reference_workload",
+    "MICROBENCHMARKS",
+    "MICROBENCHMARK_SIZES",
+    "list_microbenchmarks",
+    "reference_input_shape",
     "calibrate",
     "CalibrationReport",
 ]

@@ -8,7 +8,18 @@ different depths tell it apart from the per-layer one; ``p_i`` is the precision 
 MACs at more than one precision (fp32 and int8 graphs), each precision gets its own efficiency
 (``efficiency_by_precision``: a CPU's int8 kernels and its fp32 ones reach different shares of their
 peaks); otherwise one efficiency is fitted. ``scipy.optimize.least_squares`` fits on
-``log(predicted) - log(measured)``, so every row counts by its relative error.
+``log(predicted) - log(measured)``, so every row counts by its relative error. Beyond the efficiencies the
+fit spends one shape parameter (derating, per-layer and per-inference overhead) per distinct workload (model,
+input size, batch) after the first, not per row; an efficiency whose precision none of the rows executes is not
+fitted and takes the geometric mean of the fitted ones (as in a leave-one-model-out fold without that precision).
+
+Where the profile prices its runtime's conversions (``io_bytes_per_element``: layout reorders and Q/DQ of the
+model's input and output; ``layer_input_bytes_per_element``: per-layer conversions such as the QuantizeLinear
+of a float activation before an integer MatMul), those bytes per element are fitted too, per precision: the
+per-layer microbenchmarks of ``hwqnn profiles measure`` (large activations beside little arithmetic) pin them. Rows
+measured on hwqnn's own exports (``export`` = ``hwqnn``) are priced as hwqnn prices those graphs: non-GEMM
+ops at the width the export runs them and the policy as restricted to the profile's runtime; other rows
+(published benchmarks) as fully integer deployments (see ``validate.deployed_float_op_bits``).
 """
 
 from __future__ import annotations
@@ -27,13 +38,13 @@ from .errors import CalibrationError, CostModelError
 from .execution import precision_label
 from .measurements import read_measurements, rows_for
 from .precision import resolve_precisions
-from .profile import HardwareProfile
+from .profile import BYTE_FIELDS, HardwareProfile
 from .profile_loader import load_profile
 from .reference_workloads import reference_workload
 
 PARAMS = ("efficiency", "bandwidth_derating", "layer_overhead_s", "inference_overhead_s")
 BOUNDS = {"efficiency": (1e-3, 1.0), "bandwidth_derating": (1e-2, 1.0), "layer_overhead_s": (0.0, 1e-2),
-          "inference_overhead_s": (0.0, 0.1)}
+          "inference_overhead_s": (0.0, 0.1), "io_bytes": (0.1, 256.0)}
 OVERHEADS = ("layer_overhead_s", "inference_overhead_s")  # fitted in milliseconds, the others in decades
 
 
@@ -70,26 +81,53 @@ class CalibrationReport:
                 f"median |error| {self.mdape_before:.1f}% -> {self.mdape_after:.1f}% (in-sample){held}{written}{refused}")
 
 
-def _decompose(profile: HardwareProfile, row: pd.Series) -> tuple[np.ndarray, np.ndarray, int, float, np.ndarray]:
-    """Per-layer compute and memory seconds at efficiency = derating = 1, device layer count, fixed rest, and
-    each layer's executed precision label."""
+def _hwqnn_export(row: pd.Series) -> bool:
+    """Whether the row timed hwqnn's own export of the model (``hwqnn profiles measure``)."""
+    return str(row.get("export", "")).strip() == "hwqnn"
+
+
+def _decompose(profile: HardwareProfile, row: pd.Series):
+    """Per-layer compute and memory seconds at efficiency = derating = 1, device layer count, fixed rest,
+    each layer's executed precision label, and the runtime's conversions the profile prices: pairs of (the
+    key of their bytes per element, as ``io_bytes_int8``; DRAM seconds per such byte at derating 1)."""
     try:
         workload = reference_workload(str(row["model"]), int(row["input_size"]))
     except CostModelError as exc:
         raise CalibrationError(f"measurement row {row.name}: {exc}") from None
     unit = profile.with_params(efficiency=1.0, bandwidth_derating=1.0, layer_overhead_s=0.0,
-                               inference_overhead_s=0.0, efficiency_by_precision={})
-    precisions = resolve_precisions(str(row["precision"]), workload.names)
+                               inference_overhead_s=0.0, efficiency_by_precision={},
+                               **{name: {} for name in BYTE_FIELDS if getattr(profile, name)})
     from .validate import deployed_float_op_bits
 
-    model = CostModel(workload, unit, int(row["batch_size"]), deployed_float_op_bits(str(row["precision"])))
+    if _hwqnn_export(row):
+        precisions = resolve_precisions(str(row["precision"]), workload.names, profile,
+                                        [layer.op_type for layer in workload.layers])
+        float_op_bits = None
+    else:
+        precisions = resolve_precisions(str(row["precision"]), workload.names)
+        float_op_bits = deployed_float_op_bits(str(row["precision"]))
+    model = CostModel(workload, unit, int(row["batch_size"]), float_op_bits)
     layers = model.evaluate(precisions).layers
     own = ~layers["fallback"].to_numpy(bool)
     fixed = float(layers.loc[~own, "latency_s"].sum())
     mine = layers.loc[own]
     labels = np.array([precision_label(k, w, a) for k, w, a in
                        zip(mine["exec_kind"], mine["exec_w_bits"], mine["exec_a_bits"])], dtype=object)
-    return (mine["compute_s"].to_numpy(float), mine["memory_s"].to_numpy(float), int(own.sum()), fixed, labels)
+    conversions: dict[str, float] = {}
+    policy_rows = layers[layers["pricing"] == "policy"]
+    seconds = int(row["batch_size"]) / profile.memory["dram"].bandwidth
+    per_layer = [(layer.in_elems, BYTE_FIELDS["layer_input_bytes_per_element"], i)
+                 for i, layer in enumerate(workload.layers)] if profile.layer_input_bytes_per_element else []
+    edges = [(workload.layers[0].in_elems, BYTE_FIELDS["io_bytes_per_element"], 0),
+             (workload.layers[-1].out_elems, BYTE_FIELDS["io_bytes_per_element"], len(workload) - 1)
+             ] if profile.io_bytes_per_element else []
+    for elems, prefix, index in edges + per_layer:
+        layer = policy_rows.iloc[index]
+        if not layer["fallback"]:
+            key = f"{prefix}_{precision_label(layer['exec_kind'], layer['exec_w_bits'], layer['exec_a_bits'])}"
+            conversions[key] = conversions.get(key, 0.0) + elems * seconds
+    return (mine["compute_s"].to_numpy(float), mine["memory_s"].to_numpy(float), int(own.sum()), fixed, labels,
+            tuple(conversions.items()))
 
 
 def _efficiencies(labels: np.ndarray, params: dict[str, float]) -> np.ndarray:
@@ -101,17 +139,25 @@ def _predict(parts, params: dict[str, float]) -> np.ndarray:
     return np.array([
         np.maximum(compute / _efficiencies(labels, params), memory / params["bandwidth_derating"]).sum()
         + n_layers * params["layer_overhead_s"] + params["inference_overhead_s"] + fixed
-        for compute, memory, n_layers, fixed, labels in parts
+        + sum(seconds * params.get(key, 0.0) for key, seconds in conversions) / params["bandwidth_derating"]
+        for compute, memory, n_layers, fixed, labels, conversions in parts
     ])
 
 
 def _labels(parts) -> list[str]:
     """The precisions the rows execute MACs at (layers with compute), in first-seen order."""
     seen: dict[str, None] = {}
-    for compute, _, _, _, labels in parts:
+    for compute, _, _, _, labels, _ in parts:
         for label in labels[compute > 0]:
             seen[label] = None
     return list(seen)
+
+
+def _conversion_bytes(parts, profile: HardwareProfile) -> dict[str, float]:
+    """The profile's conversion bytes the rows exercise (keys as ``io_bytes_int8``), at their values."""
+    known = {f"{prefix}_{label}": value for name, prefix in BYTE_FIELDS.items()
+             for label, value in getattr(profile, name).items()}
+    return {key: known[key] for *_, conversions in parts for key, _ in conversions if key in known}
 
 
 #: Weight of the pull towards the shipped values, per fitted parameter (in decades for efficiency and
@@ -120,31 +166,79 @@ def _labels(parts) -> list[str]:
 PRIOR_WEIGHT = 0.3
 
 
-def _efficiency_names(before: dict[str, float]) -> list[str]:
-    """The efficiencies to fit: one per executed precision where ``before`` has them, else the scalar."""
-    return [k for k in before if k.startswith("efficiency_")] or ["efficiency"]
+def _efficiency_names(before: dict[str, float], parts=None) -> list[str]:
+    """The efficiencies to fit: one per executed precision where ``before`` has them, else the scalar.
+
+    With ``parts``, only the precisions those rows execute MACs at: an efficiency no row exercises has
+    nothing to fit it (it keeps its prior), and fitting it would spend a degree of freedom the
+    overheads and the derating need (a leave-one-model-out fold can lack a precision the device's rows have).
+    """
+    names = [k for k in before if k.startswith("efficiency_")]
+    if names and parts is not None:
+        executed = {f"efficiency_{label}" for label in _labels(parts)}
+        names = [k for k in names if k in executed] or names
+    return names or ["efficiency"]
 
 
-def _params_fitted(n_rows: int, efficiencies: list[str]) -> list[str]:
+def _params_fitted(n_rows: int, efficiencies: list[str], io_bytes: list[str] = (),
+                   n_workloads: int | None = None) -> list[str]:
     """The efficiencies, then the overheads and the derating as the number of rows allows (the per-inference
-    overhead only with a row to spare for it: with as many parameters as rows a fit interpolates)."""
+    overhead only with a row to spare for it: with as many parameters as rows a fit interpolates), then the
+    conversion bytes ``io_bytes`` where twice as many rows as parameters are left over.
+
+    ``n_workloads`` counts the distinct (model, input size, batch) among the rows: rows of one workload at
+    several precisions tell the efficiencies apart but nothing about the derating and overheads, which only
+    differently shaped workloads separate; so beyond the efficiencies' level (set by one workload) each of
+    those needs a workload of its own, not merely a row."""
     spare = n_rows - len(efficiencies)
+    if n_workloads is not None:
+        spare = min(spare, n_workloads - 1)
     if spare <= 0:
         return efficiencies[:n_rows]
     if spare == 1:
         return [*efficiencies, "layer_overhead_s"]
     if spare < 4:
         return [*efficiencies, "bandwidth_derating", "layer_overhead_s"]
-    return [*efficiencies, "bandwidth_derating", "layer_overhead_s", "inference_overhead_s"]
+    fitted = [*efficiencies, "bandwidth_derating", "layer_overhead_s", "inference_overhead_s"]
+    return fitted + list(io_bytes) if spare >= 2 * (4 + len(io_bytes)) else fitted
 
 
 def _bounds(name: str) -> tuple[float, float]:
+    if name.startswith(_BYTE_PREFIXES):
+        return BOUNDS["io_bytes"]
     return BOUNDS["efficiency"] if name.startswith("efficiency") else BOUNDS[name]
 
 
-def _fit(parts, measured: np.ndarray, before: dict[str, float]):
-    """Least squares on log latency with a weak prior towards ``before``; (params, result, fitted names)."""
-    fitted = _params_fitted(len(measured), _efficiency_names(before))
+_BYTE_PREFIXES = tuple(f"{prefix}_" for prefix in BYTE_FIELDS.values())
+
+
+#: A conversion's bytes are fitted only where, at their starting value, they are at least this share of some
+#: row's measured latency: rows whose conversions are negligible cannot tell their bytes (a fit would move
+#: them freely to absorb other errors).
+IDENTIFIABLE_SHARE = 0.05
+
+
+def _conversion_names(parts, measured: np.ndarray, before: dict[str, float]) -> list[str]:
+    """The conversion bytes (keys as ``io_bytes_int8``) that some row's latency tells."""
+    names = []
+    for key in (k for k in before if k.startswith(_BYTE_PREFIXES)):
+        shares = [dict(conversions).get(key, 0.0) * before[key] / before["bandwidth_derating"] / m
+                  for (*_, conversions), m in zip(parts, measured)]
+        if max(shares, default=0.0) >= IDENTIFIABLE_SHARE:
+            names.append(key)
+    return names
+
+
+def _fit(parts, measured: np.ndarray, before: dict[str, float], workloads=None):
+    """Least squares on log latency with a weak prior towards ``before``; (params, result, fitted names).
+
+    ``workloads``: one hashable key per row naming its workload (model, input size, batch), which bounds the
+    number of shape parameters fitted (see ``_params_fitted``); None counts every row as its own workload."""
+    n_workloads = None if workloads is None else len(set(workloads))
+    fitted = _params_fitted(len(measured), _efficiency_names(before, parts),
+                            _conversion_names(parts, measured, before), n_workloads)
+
+    unexercised = [k for k in before if k.startswith("efficiency_") and k not in fitted]
 
     def to_x(name: str, value: float) -> float:
         return value * 1e3 if name in OVERHEADS else float(np.log10(value))
@@ -158,6 +252,8 @@ def _fit(parts, measured: np.ndarray, before: dict[str, float]):
         per_precision = [params[n] for n in fitted if n.startswith("efficiency_")]
         if per_precision:  # a precision the rows never ran gets their geometric mean, not the stale prior
             params["efficiency"] = float(np.exp(np.mean(np.log(per_precision))))
+            for name in unexercised:  # as does one the profile knows but these rows never ran
+                params[name] = params["efficiency"]
         return params
 
     low = [to_x(n, _bounds(n)[0]) for n in fitted]
@@ -175,7 +271,13 @@ def _fit(parts, measured: np.ndarray, before: dict[str, float]):
     return to_params(result.x), result, fitted
 
 
-def _cross_validate(parts, measured: np.ndarray, before: dict[str, float], models: np.ndarray) -> dict | None:
+def _workload_keys(rows: pd.DataFrame) -> list[tuple]:
+    """One key per row: the workload it timed (model, input size, batch size), whatever its precision."""
+    return list(zip(rows["model"].astype(str), rows["input_size"].astype(int), rows["batch_size"].astype(int)))
+
+
+def _cross_validate(parts, measured: np.ndarray, before: dict[str, float], models: np.ndarray,
+                    workloads=None) -> dict | None:
     """Leave-one-model-out: fit on the other models' rows, predict the left-out model's. None with one model.
 
     Returns the median absolute percentage error of those predictions and of the prior (the profile as
@@ -188,7 +290,8 @@ def _cross_validate(parts, measured: np.ndarray, before: dict[str, float], model
     for name in names:
         held = models == name
         train = [p for p, h in zip(parts, held) if not h]
-        params, _, _ = _fit(train, measured[~held], before)
+        train_workloads = None if workloads is None else [w for w, h in zip(workloads, held) if not h]
+        params, _, _ = _fit(train, measured[~held], before, train_workloads)
         test = [p for p, h in zip(parts, held) if h]
         errors_fit += list(np.abs(_predict(test, params) / measured[held] - 1) * 100)
         errors_prior += list(np.abs(_predict(test, before) / measured[held] - 1) * 100)
@@ -221,8 +324,10 @@ def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | 
     labels = _labels(parts)
     if len(labels) > 1 or any(label in base.efficiency_by_precision for label in labels):
         before.update({f"efficiency_{label}": float(base.efficiency_for(label)) for label in labels})
-    after, result, fitted = _fit(parts, measured, before)
-    cv = _cross_validate(parts, measured, before, rows["model"].to_numpy(str))
+    before.update(_conversion_bytes(parts, base))
+    workloads = _workload_keys(rows)
+    after, result, fitted = _fit(parts, measured, before, workloads)
+    cv = _cross_validate(parts, measured, before, rows["model"].to_numpy(str), workloads)
 
     table = rows[["model", "input_size", "batch_size", "precision"]].copy()
     table["measured_s"] = measured
@@ -245,11 +350,20 @@ def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | 
     if any(k.startswith("efficiency_") for k in fitted):  # the default for other precisions moved with them
         scalars["efficiency"] = after["efficiency"]
         notes["efficiency"] = f"{note}; geometric mean of the fitted per-precision efficiencies"
-    by_precision = {k.removeprefix("efficiency_"): after[k] for k in fitted if k not in PARAMS}
-    priors = {k: before[k] for k in scalars} | {f"efficiency_{k}": before[f"efficiency_{k}"] for k in by_precision}
+    by_precision = {k.removeprefix("efficiency_"): after[k] for k in fitted if k.startswith("efficiency_")}
+    byte_maps = {}
+    for field_name, prefix in BYTE_FIELDS.items():
+        values = {k.removeprefix(f"{prefix}_"): after[k] for k in fitted if k.startswith(f"{prefix}_")}
+        if values:
+            byte_maps[field_name] = {**getattr(base, field_name), **values}
+    for k in fitted:
+        if k.startswith(_BYTE_PREFIXES):
+            notes[k] = f"{note}; pinned by the rows with large activations (the per-layer microbenchmarks)"
+    priors = ({k: before[k] for k in scalars} | {f"efficiency_{k}": before[f"efficiency_{k}"] for k in by_precision}
+              | {k: before[k] for k in fitted if k.startswith(_BYTE_PREFIXES)})
     calibrated = base.with_params(**scalars, efficiency_by_precision=({**base.efficiency_by_precision, **by_precision}
                                                                       if by_precision else None),
-                                  name=name, notes=notes, priors=priors)
+                                  **byte_maps, name=name, notes=notes, priors=priors)
     report = CalibrationReport(device=base.name, fitted=fitted, params_before=before, params_after=after,
                                rows=table, success=bool(result.success), message=str(result.message),
                                extra={"cross_validation": cv})

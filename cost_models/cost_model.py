@@ -12,6 +12,12 @@ batch, the input and the output activations, all at the *execution* precision (a
 a GPU computes in INT8 moves as 8 bits). A smooth max (log-sum-exp, temperature 2% of the two terms)
 replaces the hard max when ``smooth=True``; reports use the hard max.
 
+Where the profile gives its runtime's conversion bytes (``io_bytes_per_element``: the layout and Q/DQ
+conversions of the model's input, read by the first layer, and output, written by the last;
+``layer_input_bytes_per_element``: a conversion of every layer's input, such as the QuantizeLinear before
+an integer MatMul), ``elements * bytes(executed precision)`` go through DRAM on top of the roofline, per
+corner like everything else.
+
 Ops left float (the workload's ``float_ops``: softmax, norms, pooling, adds, activations...) are
 memory-bound kernels at the device's float precision with one per-layer overhead each, or fused for free
 (see cost_models.float_ops and cost_models.float_op_costs). Their costs do not depend on the policy: in
@@ -36,7 +42,7 @@ from .errors import CostModelError, PolicyFormatError, ProfileError
 from .execution import KIND_INDEX, MAX_BITS
 from .float_op_costs import FloatOpPrices, device_float_bits, price_float_ops
 from .precision import COMPUTE_KINDS, LayerPrecision
-from .profile import HardwareProfile
+from .profile import BYTE_FIELDS, HardwareProfile
 from .profile_loader import load_profile
 from .report import CostReport, layer_columns
 from .workload import Workload
@@ -134,7 +140,10 @@ class CostModel:
             * _largest([_inverse(min([p.efficiency, *p.efficiency_by_precision.values()])) for p in self.devices])
             + moved * slowest_byte
             + (len(layers) + len(self.workload.float_ops)) * _largest([p.layer_overhead_s for p in self.devices])
-            + self.profile.inference_overhead_s,
+            + self.profile.inference_overhead_s
+            + (layers[0].in_elems + layers[-1].out_elems + sum(layer.in_elems for layer in layers)) * batch
+            * _largest([*self.profile.io_bytes_per_element.values(),
+                        *self.profile.layer_input_bytes_per_element.values(), 0.0]) * slowest_byte,
             "energy": macs * _largest(tables.energy_per_mac)
             + moved * len(levels) * _largest([level.energy_per_byte for _, level in levels]),
         }
@@ -163,16 +172,27 @@ class CostModel:
                 "a_bits": torch.as_tensor(t.a_bits.ravel(), dtype=dtype, device=device),
                 "device": torch.as_tensor(t.device.ravel(), dtype=torch.long, device=device),
             }
+        tables = {}  # this profile's own cells, beside the shared ones
         scales = [p.efficiency_scale() for p in self.devices]
-        if all(scale is None for scale in scales):
-            return shared[key]
-        own_key = ("efficiency_scale", dtype, str(device))  # per profile instance: calibration changes it
-        if own_key not in self._cache:
-            t = self.profile.execution_tables()
-            cells = [np.ones(t.kind.shape) if scale is None else scale for scale in scales]
-            merged = np.where(t.device == 1, cells[-1], cells[0]).ravel()
-            self._cache[own_key] = torch.as_tensor(merged, dtype=dtype, device=device)
-        return {**shared[key], "efficiency_scale": self._cache[own_key]}
+        if any(scale is not None for scale in scales):
+            own_key = ("efficiency_scale", dtype, str(device))  # per profile instance: calibration changes it
+            if own_key not in self._cache:
+                t = self.profile.execution_tables()
+                cells = [np.ones(t.kind.shape) if scale is None else scale for scale in scales]
+                merged = np.where(t.device == 1, cells[-1], cells[0]).ravel()
+                self._cache[own_key] = torch.as_tensor(merged, dtype=dtype, device=device)
+            tables["efficiency_scale"] = self._cache[own_key]
+        for field_name, prefix in BYTE_FIELDS.items():  # this profile's runtime's conversions (not its fallback's)
+            per_cell = self.profile.bytes_scale(field_name)
+            if per_cell is None:
+                continue
+            own_key = (prefix, dtype, str(device))
+            if own_key not in self._cache:
+                on_main = self.profile.execution_tables().device != 1
+                self._cache[own_key] = torch.as_tensor(np.where(on_main, per_cell, 0.0).ravel(), dtype=dtype,
+                                                       device=device)
+            tables[prefix] = self._cache[own_key]
+        return {**shared[key], **tables} if tables else shared[key]
 
 
     def _constants(self, dtype: torch.dtype, device: torch.device) -> dict:
@@ -203,6 +223,7 @@ class CostModel:
             consts["wave_factor"] = torch.as_tensor(self.wave_factors(), dtype=dtype, device=device)
             once = np.zeros(len(self.workload))
             once[0] = self.profile.inference_overhead_s
+            consts["io_elems"] = torch.as_tensor(self.io_elems(), dtype=dtype, device=device)
             consts["inference_latency"] = torch.as_tensor(once, dtype=dtype, device=device)
             consts.update(self._float_op_columns(scalars(self.profile), dtype, device))
             consts["devices"] = [scalars(p) for p in self.devices]
@@ -210,6 +231,14 @@ class CostModel:
             consts["link_epb"] = 0.0 if link is None else link.energy_per_byte
             self._cache[key] = consts
         return self._cache[key]
+
+    def io_elems(self) -> np.ndarray:
+        """Per layer, the model-input and model-output elements (per sample) it converts at the graph's
+        edges: the first layer's input and the last layer's output (see ``io_bytes_per_element``)."""
+        elems = np.zeros(len(self.workload))
+        elems[0] += self.workload.layers[0].in_elems
+        elems[-1] += self.workload.layers[-1].out_elems
+        return elems
 
     def wave_factors(self) -> np.ndarray:
         """Per layer, the profile's tile and wave quantization of its GEMM at this batch (1 without tiling):
@@ -337,6 +366,11 @@ class CostModel:
                    + c["inference_latency"])
         energy = (macs * gather("energy_per_mac") + dram_bytes * per_device("dram_epb")
                   + sram_bytes * per_device("sram_epb") + link_bytes * c["link_epb"] + c["float_energy"])
+        for prefix, elems in (("io_bytes", c["io_elems"]), ("layer_input_bytes", c["in_elems"])):
+            if prefix in tables:  # the runtime's layout and Q/DQ conversions (see BYTE_FIELDS)
+                converted = elems * batch * gather(prefix)
+                latency = latency + converted * main["dram_spb"]
+                energy = energy + converted * main["dram_epb"]
         return {
             "latency_s": (blend * latency).sum(0),
             "energy_j": (blend * energy).sum(0),

@@ -2,7 +2,10 @@
 
 Columns: ``device`` (profile name or alias), ``model`` (a name of reference_workloads), ``input_size``,
 ``batch_size``, ``precision`` (uniform policy: fp32, fp16, w8a8...), ``latency_ms``, ``split``
-(``calib`` or ``holdout``, used by validate.py), ``source`` (URL or paper) and ``notes``.
+(``calib`` or ``holdout``, used by validate.py), ``source`` (URL or paper) and ``notes``; optional
+``export`` = ``hwqnn`` marks a row that timed hwqnn's own export (``hwqnn profiles measure``), which
+calibrate() prices as hwqnn's exports run instead of as a fully integer published deployment. ``model`` may
+also name a per-layer microbenchmark (``reference_workloads.MICROBENCHMARKS``).
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ PROFILE_TYPES = ("roofline", "bitbrick", "bitserial")
 PROVENANCE_KEYS = ("source", "derived")
 MEMORY_LEVELS = ("dram", "sram", "link")
 ENERGY_FIELDS = ("int8_mac", "float16_mac", "float32_mac")
+#: Per-precision conversion bytes a runtime moves beside the roofline (YAML field -> the key prefix of its
+#: fitted values and priors): at the model's input and output, and at every layer's input.
+BYTE_FIELDS = {"io_bytes_per_element": "io_bytes", "layer_input_bytes_per_element": "layer_input_bytes"}
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,15 @@ class HardwareProfile:
     inference_overhead_s: float = 0.0
     #: GPU tile and wave quantization (None: the device has no such granularity, or the profile does not say).
     tiling: Tiling | None = None
+    #: Bytes moved through DRAM per element of the model's input (read by its first layer) and output
+    #: (written by its last), by the precision that layer executes at (``fp32``, ``int8``...): the layout and
+    #: Q/DQ conversions a runtime runs at the graph's edges (ONNX Runtime: NCHWc reorders around fp32 convs;
+    #: QuantizeLinear + NHWC Transpose in, Transpose + DequantizeLinear out around int8 ones). Empty: none.
+    io_bytes_per_element: dict[str, float] = field(default_factory=dict)
+    #: Bytes moved through DRAM per element of each layer's input, by the precision the layer executes at,
+    #: beyond its roofline: the runtime's per-layer conversions (ONNX Runtime: the QuantizeLinear of a float
+    #: activation before an integer MatMul, a bias Add after it). Empty: none.
+    layer_input_bytes_per_element: dict[str, float] = field(default_factory=dict)
     #: Datasheet-derived starting values of the numbers a calibration fitted (``efficiency``,
     #: ``layer_overhead_s``, ``efficiency_int8``...): what a refit starts from and must beat.
     priors: dict[str, float] = field(default_factory=dict)
@@ -158,6 +170,26 @@ class HardwareProfile:
             self._cache["efficiency_scale"] = scale[codes]
         return self._cache["efficiency_scale"]
 
+    def bytes_scale(self, field_name: str) -> np.ndarray | None:
+        """Per execution-table cell, the ``field_name`` (one of BYTE_FIELDS) bytes of the cell's precision (0
+        where it has none; None: the profile lists none; cached)."""
+        values = getattr(self, field_name)
+        if not values:
+            return None
+        if field_name not in self._cache:
+            from .execution import PRECISION_LABEL_PREFIX, label_codes
+            from .precision import COMPUTE_KINDS
+
+            codes = label_codes(self.execution_tables())
+            table = np.zeros(max(int(codes.max()) + 1, len(COMPUTE_KINDS) * 64 + 65))
+            for k, kind in enumerate(COMPUTE_KINDS):
+                for bits in range(1, 65):
+                    label = f"{PRECISION_LABEL_PREFIX[kind]}{bits}"
+                    if label in values:
+                        table[k * 64 + bits] = values[label]
+            self._cache[field_name] = table[codes]
+        return self._cache[field_name]
+
     def native_precisions(self) -> dict[str, tuple[int, ...]]:
         return {kind: spec.native_bits for kind, spec in self.compute.items() if spec.native_bits}
 
@@ -166,15 +198,19 @@ class HardwareProfile:
         """This profile with every calibrated number back at its prior (itself where none was calibrated)."""
         if not self.priors:
             return self
-        scalars = {k: v for k, v in self.priors.items() if not k.startswith("efficiency_")}
+        prefixes = ("efficiency_", *(f"{prefix}_" for prefix in BYTE_FIELDS.values()))
+        scalars = {k: v for k, v in self.priors.items() if not k.startswith(prefixes)}
         default = scalars.get("efficiency", self.efficiency)
         # a per-precision prior equal to the scalar one is the scalar: the fit added that precision, so the
         # prior has none, and a refit of one precision moves the others with it, as it did the first time
         by_precision = {label: self.priors.get(f"efficiency_{label}", value)
                         for label, value in self.efficiency_by_precision.items()
                         if self.priors.get(f"efficiency_{label}", value) != default}
+        byte_maps = {name: {label: self.priors.get(f"{prefix}_{label}", value)
+                            for label, value in getattr(self, name).items()}
+                     for name, prefix in BYTE_FIELDS.items() if getattr(self, name)}
         notes = {k: "prior (datasheet-derived starting value) of a calibrated number" for k in self.priors}
-        return self.with_params(**scalars, efficiency_by_precision=by_precision, notes=notes, priors={})
+        return self.with_params(**scalars, efficiency_by_precision=by_precision, notes=notes, priors={}, **byte_maps)
 
     def with_params(
         self,
@@ -184,6 +220,8 @@ class HardwareProfile:
         layer_overhead_s: float | None = None,
         inference_overhead_s: float | None = None,
         efficiency_by_precision: dict[str, float] | None = None,
+        io_bytes_per_element: dict[str, float] | None = None,
+        layer_input_bytes_per_element: dict[str, float] | None = None,
         name: str | None = None,
         notes: dict[str, str] | None = None,
         priors: dict[str, float] | None = None,
@@ -213,6 +251,18 @@ class HardwareProfile:
                     label: leaf(f"efficiency_{label}", round(float(value), 6),
                                 f"set by HardwareProfile.with_params ({label} {value:.6g})")
                     for label, value in efficiency_by_precision.items()}
+        for field_name, values in (("io_bytes_per_element", io_bytes_per_element),
+                                   ("layer_input_bytes_per_element", layer_input_bytes_per_element)):
+            if values is None:
+                continue
+            changes[field_name] = {k: float(v) for k, v in values.items()}
+            old = raw.pop(field_name, None) or {}
+            if values:
+                raw[field_name] = {
+                    label: leaf(f"{BYTE_FIELDS[field_name]}_{label}", round(float(value), 4),
+                                _kept_note(old.get(label), value)
+                                or f"set by HardwareProfile.with_params ({label} {value:.6g})")
+                    for label, value in values.items()}
         for key, value, raw_value in (
             ("efficiency", efficiency, None if efficiency is None else round(float(efficiency), 6)),
             ("bandwidth_derating", bandwidth_derating,
@@ -273,6 +323,12 @@ class HardwareProfile:
         lines.append(f"  efficiency {self.efficiency:.3g}{per_precision}, bandwidth derating "
                      f"{self.bandwidth_derating:.3g}, layer overhead {self.layer_overhead_s * 1e6:.4g} us, "
                      f"inference overhead {self.inference_overhead_s * 1e6:.4g} us")
+        for field_name, what in (("io_bytes_per_element", "model input/output"),
+                                 ("layer_input_bytes_per_element", "each layer's input")):
+            values = getattr(self, field_name)
+            if values:
+                lines.append(f"  conversion bytes per element of {what}: "
+                             + ", ".join(f"{label} {value:.3g}" for label, value in values.items()))
         if self.tiling is not None:
             t = self.tiling
             lines.append(f"  tiling: {t.tile_m}x{t.tile_n} output tiles over {t.units} units (wave quantization)")
@@ -282,6 +338,13 @@ class HardwareProfile:
 
     def __repr__(self) -> str:
         return f"HardwareProfile(name={self.name!r}, type={self.type!r}, file={Path(self.file).name!r})"
+
+
+def _kept_note(node: Any, value: float) -> str | None:
+    """The provenance of an unchanged leaf (its value is ``value``), to keep where nothing replaces it."""
+    if not isinstance(node, dict) or node.get("value") != value:
+        return None
+    return node.get("derived") or node.get("source")
 
 
 def _quantities(node: Any, path: str = ""):

@@ -15,13 +15,23 @@ from typing import Any
 
 from .errors import ProfileError
 from .precision import COMPUTE_KINDS
-from .profile import ENERGY_FIELDS, MEMORY_LEVELS, PROFILE_TYPES, ComputeKind, HardwareProfile, MemoryLevel, Tiling
+from .profile import (
+    BYTE_FIELDS,
+    ENERGY_FIELDS,
+    MEMORY_LEVELS,
+    PROFILE_TYPES,
+    ComputeKind,
+    HardwareProfile,
+    MemoryLevel,
+    Tiling,
+)
 from .units import UnitError, parse_quantity
 
 SCHEMA_VERSION = 1
 _TOP_FIELDS = {"schema_version", "name", "description", "type", "compute", "efficiency", "bandwidth_derating",
                "layer_overhead", "memory", "energy", "fallback", "bit_brick", "max_bits", "notes", "deployment",
-               "efficiency_by_precision", "inference_overhead", "tiling"}
+               "efficiency_by_precision", "inference_overhead", "tiling", "io_bytes_per_element",
+               "layer_input_bytes_per_element"}
 _PRECISION_LABEL = re.compile(r"^(fp|int|binary|shift)([1-9][0-9]?)$")
 _QUANTITY_FIELDS = {"value", "source", "derived", "prior"}
 #: The numbers calibrate() fits, as (YAML field, HardwareProfile attribute, dimension); each may carry a
@@ -213,6 +223,7 @@ def parse_profile(data: Any, file: str) -> HardwareProfile:
                 raise r.error(f"efficiency_by_precision.{label}", f"unknown precision {shown(label)}; expected "
                               "fp<bits>, int<bits>, binary<bits> or shift<bits> (e.g. fp32, int8)")
             by_precision[label] = r.number(leaf, f"efficiency_by_precision.{label}", "dimensionless")
+    byte_maps = {name: _parse_io_bytes(r, data[name], name) for name in BYTE_FIELDS if name in data}
     inference_overhead = 0.0
     if "inference_overhead" in data:
         inference_overhead = r.number(data["inference_overhead"], "inference_overhead", "time")
@@ -221,7 +232,9 @@ def parse_profile(data: Any, file: str) -> HardwareProfile:
     priors.update({f"efficiency_{label}": _prior(r, data["efficiency_by_precision"][label],
                                                  f"efficiency_by_precision.{label}", "dimensionless")
                    for label in by_precision})
-    return HardwareProfile(
+    priors.update({f"{BYTE_FIELDS[name]}_{label}": _io_prior(r, data[name][label], f"{name}.{label}")
+                   for name, values in byte_maps.items() for label in values})
+    return HardwareProfile(**byte_maps,
         name=name, description=description, type=kind_type, file=str(file), compute=compute, memory=memory,
         deployment=deployment, efficiency_by_precision=by_precision, inference_overhead_s=inference_overhead,
         tiling=tiling, priors={k: v for k, v in priors.items() if v is not None},
@@ -230,6 +243,39 @@ def parse_profile(data: Any, file: str) -> HardwareProfile:
         layer_overhead_s=r.number(data["layer_overhead"], "layer_overhead", "time"),
         energy_per_mac=energy, brick_bits=brick_bits, max_bits=max_bits, fallback=fallback, raw=data,
     )
+
+
+#: Largest ``io_bytes_per_element`` / ``layer_input_bytes_per_element``: a few passes over each element.
+MAX_IO_BYTES = 256.0
+
+
+def _io_bytes(r: _Reader, value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_IO_BYTES:
+        raise r.error(field, f"expected bytes per element, a number in [0, {MAX_IO_BYTES:g}], got {_typed(value)}")
+    return float(value)
+
+
+def _parse_io_bytes(r: _Reader, node: Any, name: str) -> dict[str, float]:
+    """``io_bytes_per_element: {fp32: {value: 8, derived: ...}, int8: {...}}`` (or
+    ``layer_input_bytes_per_element``): bytes per element, by executed precision."""
+    if not isinstance(node, dict) or not node:
+        raise r.error(name, "expected a mapping of precision (fp32, int8...) to "
+                            "{value: bytes per element, source/derived: ...}")
+    out = {}
+    for label, leaf in node.items():
+        field = f"{name}.{label}"
+        if not isinstance(label, str) or not _PRECISION_LABEL.match(label):
+            raise r.error(field, f"unknown precision {shown(label)}; expected fp<bits>, int<bits>, binary<bits> or "
+                                 "shift<bits> (e.g. fp32, int8)")
+        value, _ = r.quantity(leaf, field)
+        out[label] = _io_bytes(r, value, f"{field}.value")
+    return out
+
+
+def _io_prior(r: _Reader, node: Any, field: str) -> float | None:
+    if not isinstance(node, dict) or "prior" not in node:
+        return None
+    return _io_bytes(r, node["prior"], f"{field}.prior")
 
 
 def _prior(r: _Reader, node: Any, field: str, dimension: str) -> float | None:

@@ -250,26 +250,91 @@ REFERENCE_MODELS: dict[str, Callable[[int], nn.Module]] = {
 }
 
 
+class _Attend(nn.Module):
+    """Scores ``q @ k^T`` then ``scores @ v`` of one head of width ``dim`` (q, k, v: thirds of each token)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        q, k, v = x.split(self.dim, dim=-1)
+        return torch.matmul(torch.matmul(q, k.transpose(-2, -1)), v)
+
+
+def _stack(make: Callable[[], nn.Module], relu: bool = True) -> nn.Module:
+    """``MICRO_DEPTH`` copies of one layer (ReLU between: fused), so the inner ones run as the runtime runs a
+    layer inside a model: an integer export quantizes a layer's output only where another layer reads it."""
+    layers: list[nn.Module] = []
+    for i in range(MICRO_DEPTH):
+        layers += [make()] + ([nn.ReLU()] if relu and i < MICRO_DEPTH - 1 else [])
+    return nn.Sequential(*layers)
+
+
+MICRO_DEPTH = 3
+#: Per-layer microbenchmarks: one conv, depthwise conv or linear shape ``MICRO_DEPTH`` times in a row (matmul:
+#: attention's two), each as a "model" whose input is ``channels x input_size x input_size`` (convs) or
+#: ``input_size tokens x width`` (linear, matmul). Timed at a tiny, a small and a large ``input_size``
+#: (:data:`MICROBENCHMARK_SIZES`) they show a calibration what whole models cannot: the fixed cost of one operator and of one inference
+#: call beside little work, and the depthwise and integer kernels on their own. name -> (builder, input
+#: shape of one sample at a size).
+MICROBENCHMARKS: dict[str, tuple[Callable[[], nn.Module], Callable[[int], tuple[int, ...]]]] = {
+    "conv3x3_c32": (lambda: _stack(lambda: nn.Conv2d(32, 32, 3, padding=1)), lambda s: (32, s, s)),
+    "conv3x3_c128": (lambda: _stack(lambda: nn.Conv2d(128, 128, 3, padding=1)), lambda s: (128, s, s)),
+    "conv1x1_c128": (lambda: _stack(lambda: nn.Conv2d(128, 128, 1)), lambda s: (128, s, s)),
+    "dwconv3x3_c96": (lambda: _stack(lambda: nn.Conv2d(96, 96, 3, padding=1, groups=96)), lambda s: (96, s, s)),
+    "dwconv3x3_c384": (lambda: _stack(lambda: nn.Conv2d(384, 384, 3, padding=1, groups=384)),
+                       lambda s: (384, s, s)),
+    "linear_d192": (lambda: _stack(lambda: nn.Linear(192, 192)), lambda s: (s, 192)),
+    "matmul_d64": (lambda: _Attend(64), lambda s: (s, 192)),
+}
+#: (microbenchmark, input_size) pairs a profiler times by default: each op with almost no work (where the fixed
+#: costs of an operator and of an inference call are most of the time), with little and with much work.
+MICROBENCHMARK_SIZES: tuple[tuple[str, int], ...] = tuple(
+    (name, size) for name in MICROBENCHMARKS
+    for size in ((4, 16, 64) if name.startswith(("linear", "matmul")) else (4, 8, 32)))
+
+
 def list_reference_models() -> list[str]:
     return sorted(REFERENCE_MODELS)
 
 
-def build_reference_model(name: str, num_classes: int = 1000, device: str | torch.device = "meta") -> nn.Module:
-    """A randomly initialised (or, on ``meta``, shape-only) model of that architecture."""
+def list_microbenchmarks() -> list[str]:
+    return sorted(MICROBENCHMARKS)
+
+
+def reference_input_shape(name: str, input_size: int) -> tuple[int, ...]:
+    """Shape of one input sample of reference model or microbenchmark ``name`` at ``input_size``."""
+    if name in MICROBENCHMARKS:
+        return tuple(MICROBENCHMARKS[name][1](input_size))
     if name not in REFERENCE_MODELS:
-        raise WorkloadError(f"unknown reference model {name!r}; known: {list_reference_models()}")
+        raise WorkloadError(f"unknown reference model {name!r}; known: {list_reference_models()} and the "
+                            f"microbenchmarks {list_microbenchmarks()}")
+    return (3, input_size, input_size)
+
+
+def build_reference_model(name: str, num_classes: int = 1000, device: str | torch.device = "meta") -> nn.Module:
+    """A randomly initialised (or, on ``meta``, shape-only) model of that architecture (or microbenchmark:
+    ``num_classes`` does not apply to those)."""
+    if name in MICROBENCHMARKS:
+        with torch.device(device):
+            return nn.Sequential(MICROBENCHMARKS[name][0]()).eval()
+    if name not in REFERENCE_MODELS:
+        raise WorkloadError(f"unknown reference model {name!r}; known: {list_reference_models()} and the "
+                            f"microbenchmarks {list_microbenchmarks()}")
     with torch.device(device):
         return REFERENCE_MODELS[name](num_classes).eval()
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def reference_workload(name: str, input_size: int = 224, num_classes: int = 1000) -> Workload:
-    """The workload of ``name`` on one ``3 x input_size x input_size`` image (cached)."""
+    """The workload of ``name`` on one ``3 x input_size x input_size`` image (a microbenchmark: on one input of
+    :func:`reference_input_shape`) (cached)."""
     if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
         raise WorkloadError(f"input_size must be an integer >= 1 (pixels per side), got {input_size!r}")
     model = build_reference_model(name, num_classes)
     try:
-        return extract_workload(model, torch.empty(1, 3, input_size, input_size, device="meta"))
+        return extract_workload(model, torch.empty(1, *reference_input_shape(name, input_size), device="meta"))
     except RuntimeError as exc:  # e.g. a kernel larger than the feature map of a tiny image
         problem = " ".join(str(exc).split())[:200]
         raise WorkloadError(f"reference model {name!r} cannot run on a {input_size}x{input_size} image ({problem}); "

@@ -6,11 +6,17 @@ builds a random-weight instance, writes it as a float ONNX graph and as hwqnn's 
 the base profile's runtime, and times both in ONNX Runtime on this machine: a few warm-up runs, then each
 of ``repeats`` runs timed on its own; the median and the 10th/90th percentiles are kept. With
 ``per_layer`` it also runs ONNX Runtime's profiler and keeps each graph node's median kernel time, so a
-per-layer fidelity check has measured numbers to compare with.
+per-layer fidelity check has measured numbers to compare with. ``microbenchmarks`` adds per-layer
+microbenchmarks (``cost_models.MICROBENCHMARKS``: a stack of one conv, depthwise conv, linear or matmul
+shape, each at a tiny, a small and a large size; ``True`` for the default set ``MICROBENCHMARK_SIZES``),
+timed the same way: a calibration sees from them the fixed cost of one operator and of one inference call
+beside little work, and the runtime's conversions beside large activations, which whole models, whose
+time is mostly arithmetic, do not pin down.
 
 The rows use the measurement CSV's columns (``cost_models.measurements``) with the base profile as
-``device``, so ``cost_models.calibrate(base, rows)`` fits that profile's efficiency, overhead and
-bandwidth derating to this machine.
+``device`` and ``export`` = ``hwqnn`` (the graphs are hwqnn's own exports, and are priced as such), so
+``cost_models.calibrate(base, rows)`` fits that profile's efficiency, overheads, bandwidth derating and
+conversion bytes to this machine.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import pandas as pd
 import torch
 
 from cost_models import build_reference_model, list_reference_models, load_profile
+from cost_models.reference_workloads import MICROBENCHMARK_SIZES, MICROBENCHMARKS, reference_input_shape
 
 from .deployment import restrict_to_target
 from .errors import ConfigError
@@ -50,12 +57,18 @@ class Measurements:
     layers: pd.DataFrame | None = None
 
 
-def _check(models, precisions, batch_sizes, input_size, repeats, threads) -> None:
-    known = set(list_reference_models())
+def _check(models, precisions, batch_sizes, input_size, repeats, threads, micro=()) -> None:
+    known = set(list_reference_models()) | set(MICROBENCHMARKS)
     unknown = [m for m in models if m not in known]
-    if not models or unknown:
+    if not (models or micro) or unknown:
         raise ConfigError(f"unknown reference model(s) {unknown or '(none given)'}; "
                           f"choose from {', '.join(sorted(known))}")
+    bad_micro = [pair for pair in micro if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+                                                and pair[0] in MICROBENCHMARKS and isinstance(pair[1], int)
+                                                and not isinstance(pair[1], bool) and pair[1] >= 1)]
+    if bad_micro:
+        raise ConfigError(f"microbenchmarks must be (name, input size >= 1) pairs with names among "
+                          f"{', '.join(sorted(MICROBENCHMARKS))}, got {bad_micro[:3]}")
     bad = [p for p in precisions if p not in PRECISIONS]
     if not precisions or bad:
         raise ConfigError(f"precisions must be among {', '.join(PRECISIONS)}, got {list(precisions)}")
@@ -148,46 +161,63 @@ def export_graph(model: torch.nn.Module, example: torch.Tensor, precision: str, 
     return path
 
 
-def time_graph(path: Path, inputs: np.ndarray, *, threads: int = 1, warmup: int = 3, repeats: int = 10) -> np.ndarray:
-    """Milliseconds of ``repeats`` runs of the ONNX graph at ``path`` on ``inputs``, each timed on its own."""
+def time_graph(path: Path, inputs: np.ndarray, *, threads: int = 1, warmup: int = 3, repeats: int = 10,
+               rounds: int = 1) -> np.ndarray:
+    """Milliseconds of ``repeats`` runs of the ONNX graph at ``path`` on ``inputs``, each timed on its own.
+
+    With ``rounds`` > 1 the ``repeats`` runs are timed that many times and the round with the lowest median
+    is returned: on a machine shared with other work, a round during which the scheduler took the core away
+    for most runs (seen here: a median 3x its neighbours') is dropped instead of kept as the latency.
+    """
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ConfigError(f"rounds must be an integer >= 1, got {rounds!r}")
     session = ort_session(path, threads)
-    return np.array(_time_runs(session, {INPUT: inputs}, warmup, repeats)) * 1e3
+    feed = {INPUT: inputs}
+    runs = [np.array(_time_runs(session, feed, warmup if i == 0 else 1, repeats)) * 1e3 for i in range(rounds)]
+    return min(runs, key=lambda times: float(np.median(times)))
 
 
 def measure_latencies(models, *, base="x86-avx2-vnni", input_size: int = 224, batch_sizes=(1,),
                       precisions=PRECISIONS, threads: int = 1, repeats: int = 10, warmup: int = 3,
-                      per_layer: bool = False, progress=None) -> Measurements:
+                      per_layer: bool = False, progress=None, microbenchmarks=(), rounds: int = 1) -> Measurements:
     """Time each reference model in ``models`` on this machine in ONNX Runtime (see the module doc).
 
     ``base`` is the profile whose runtime the w8a8 graph is exported for, and whose name the rows carry.
+    ``microbenchmarks``: (name, input size) pairs of ``cost_models.MICROBENCHMARKS`` timed as well (``True``:
+    ``MICROBENCHMARK_SIZES``); their rows carry their own input size. ``rounds``: see ``time_graph``.
     ``progress(done, total, what)`` is called after each timed graph.
     """
+    micro = list(MICROBENCHMARK_SIZES) if microbenchmarks is True else [tuple(m) for m in (microbenchmarks or ())]
     models, precisions, batch_sizes = list(models), list(precisions), list(batch_sizes)
-    _check(models, precisions, batch_sizes, input_size, repeats, threads)
+    _check(models, precisions, batch_sizes, input_size, repeats, threads, micro)
     import_onnx()
     ort = import_onnxruntime()
     profile = load_profile(base)
     source = (f"measured on this machine by hwqnn profiles measure: onnxruntime {ort.__version__} "
               f"CPUExecutionProvider, {threads} thread(s), ORT_ENABLE_ALL, median of {repeats} runs after "
-              f"{warmup} warm-up runs; random weights")
+              f"{warmup} warm-up runs" + (f" (the least disturbed of {rounds} rounds)" if rounds > 1 else "")
+              + "; random weights")
     rows, layers = [], []
-    total, done = len(models) * len(precisions) * len(batch_sizes), 0
+    graphs = [(name, input_size) for name in models] + micro
+    total, done = len(graphs) * len(precisions) * len(batch_sizes), 0
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for name in models:
+        for name, input_size in graphs:
             torch.manual_seed(0)
             model = build_reference_model(name, device="cpu").eval()
-            example = torch.randn(max(batch_sizes), 3, input_size, input_size)
+            example = torch.randn(max(batch_sizes), *reference_input_shape(name, input_size))
             for precision in precisions:
-                path = export_graph(model, example, precision, folder / f"{name}_{precision}.onnx", profile)
+                path = export_graph(model, example, precision, folder / f"{name}_{input_size}_{precision}.onnx",
+                                    profile)
                 for batch in batch_sizes:
                     feed = {INPUT: example[:batch].numpy()}
-                    times = time_graph(path, feed[INPUT], threads=threads, warmup=warmup, repeats=repeats)
+                    times = time_graph(path, feed[INPUT], threads=threads, warmup=warmup, repeats=repeats,
+                                       rounds=rounds)
                     rows.append({"device": profile.name, "model": name, "input_size": input_size, "batch_size": batch,
                                  "precision": precision, "latency_ms": float(np.median(times)),
                                  "latency_p10_ms": float(np.percentile(times, 10)),
                                  "latency_p90_ms": float(np.percentile(times, 90)), "split": "calib",
-                                 "source": source, "notes": _processor()})
+                                 "source": source, "notes": _processor(), "export": "hwqnn"})
                     if per_layer:
                         for (node, op), ms in _node_times(path, feed, threads, max(3, repeats // 2), folder).items():
                             layers.append({"model": name, "input_size": input_size, "batch_size": batch,

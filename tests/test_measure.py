@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 
 import cost_models
 from hwqnn import ConfigError, measure_latencies, write_measurements
@@ -61,3 +62,53 @@ def test_cli_measures_and_writes_a_calibrated_profile(tmp_path, capsys):
         assert cost_models.load_profile(out / "lab-cpu.yaml").name == "lab-cpu"
     else:
         assert "not written: leave-one-model-out error" in text
+
+
+def test_microbenchmarks_are_timed_beside_the_models_and_calibrate():
+    result = measure_latencies([], input_size=32, repeats=3, warmup=1,
+                               microbenchmarks=[("conv3x3_c32", 8), ("dwconv3x3_c96", 8), ("matmul_d64", 16)])
+    rows = result.models
+    assert list(rows["model"]) == ["conv3x3_c32"] * 2 + ["dwconv3x3_c96"] * 2 + ["matmul_d64"] * 2
+    assert list(rows["input_size"]) == [8, 8, 8, 8, 16, 16] and set(rows["export"]) == {"hwqnn"}
+    assert (rows["latency_ms"] > 0).all()
+    _, report = cost_models.calibrate("x86-avx2-vnni", rows)
+    assert len(report.rows) == 6
+
+
+def test_bad_microbenchmarks_are_one_clear_error():
+    with pytest.raises(ConfigError, match="microbenchmarks must be"):
+        measure_latencies([], microbenchmarks=[("conv9x9", 8)])
+
+
+def test_rounds_keep_the_least_disturbed_round(tmp_path, monkeypatch):
+    from cost_models import build_reference_model
+    from cost_models.reference_workloads import reference_input_shape
+    from hwqnn import measure as measure_module
+    from hwqnn.measure import export_graph, time_graph
+
+    example = torch.randn(1, *reference_input_shape("conv3x3_c32", 8))
+    path = export_graph(build_reference_model("conv3x3_c32", device="cpu"), example, "fp32", tmp_path / "g.onnx",
+                        cost_models.load_profile("x86-avx2-vnni"))
+    assert time_graph(path, example.numpy(), repeats=4, rounds=2).shape == (4,)
+    slow_then_fast = iter([[3.0, 3.0, 3.0], [1.0, 1.0, 9.0], [2.0, 2.0, 2.0], [2.0, 2.0, 2.0]])
+    monkeypatch.setattr(measure_module, "_time_runs", lambda *args: next(slow_then_fast))
+    assert list(time_graph(path, example.numpy(), repeats=3, rounds=3)) == [1000.0, 1000.0, 9000.0]
+    assert list(time_graph(path, example.numpy(), repeats=3, rounds=1)) == [2000.0, 2000.0, 2000.0]
+    with pytest.raises(ConfigError, match="rounds must be"):
+        time_graph(path, example.numpy(), rounds=0)
+
+
+def test_cli_passes_microbenchmarks_and_rounds_through(tmp_path, monkeypatch):
+    from hwqnn.cli import cmd_profiles
+
+    seen = {}
+
+    def record(models, **kwargs):
+        seen.update(kwargs)
+        raise SystemExit(0)  # stop before timing anything: only the flags' route is under test
+
+    monkeypatch.setattr(cmd_profiles, "measure_latencies", record)
+    with pytest.raises(SystemExit):
+        main(["profiles", "measure", "--models", "resnet18", "--microbenchmarks", "--rounds", "3",
+              "--out", str(tmp_path / "m")])
+    assert seen["microbenchmarks"] is True and seen["rounds"] == 3

@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 
 from cost_models import (
     MEASUREMENTS_CSV,
+    MICROBENCHMARK_SIZES,
     ProfileError,
     calibrate,
     list_profiles,
@@ -57,6 +58,11 @@ def register(subparsers) -> None:
     meas.add_argument("--repeats", type=int_at_least(3), default=10, help="timed runs per graph and batch size")
     meas.add_argument("--warmup", type=int_at_least(0), default=3, help="untimed runs first")
     meas.add_argument("--layers", action="store_true", help="also profile each graph node (ORT's profiler)")
+    meas.add_argument("--microbenchmarks", action="store_true",
+                      help="also time small stacks of one conv/depthwise/linear/matmul shape each, at several sizes "
+                           "(fp32 and int8): rows of small work that pin the per-layer costs the fit finds")
+    meas.add_argument("--rounds", type=int_at_least(1), default=1,
+                      help="time each graph this many times and keep the least disturbed round (a shared machine)")
     meas.add_argument("--name", default="this-machine", help="name (file stem) of the calibrated profile")
     meas.add_argument("--out", required=True, help="folder for the CSVs and the calibrated profile")
     meas.set_defaults(func=run_measure)
@@ -109,14 +115,16 @@ def run_validate(args) -> int:
 
 def run_measure(args) -> int:
     batch_sizes = args.batch_sizes
-    with tqdm(total=len(args.models) * len(args.precisions) * len(batch_sizes), desc="measure", unit="graph") as bar:
+    graphs = len(args.models) + (len(MICROBENCHMARK_SIZES) if args.microbenchmarks else 0)
+    with tqdm(total=graphs * len(args.precisions) * len(batch_sizes), desc="measure", unit="graph") as bar:
         def progress(done, total, what):
             bar.set_postfix_str(what)
             bar.update(1)
 
         result = measure_latencies(args.models, base=args.base, input_size=args.input_size, batch_sizes=batch_sizes,
                                    precisions=args.precisions, threads=args.threads, repeats=args.repeats,
-                                   warmup=args.warmup, per_layer=args.layers, progress=progress)
+                                   warmup=args.warmup, per_layer=args.layers, progress=progress,
+                                   microbenchmarks=args.microbenchmarks, rounds=args.rounds)
     paths = write_measurements(result, args.out)
     columns = ["model", "batch_size", "precision", "latency_ms", "latency_p10_ms", "latency_p90_ms"]
     print(result.models[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))

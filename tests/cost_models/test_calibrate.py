@@ -111,3 +111,42 @@ def test_rows_of_one_model_cannot_be_cross_validated_and_are_not_written(tmp_pat
     _, report = calibrate("jetson-orin-nano", frame, out_path=tmp_path / "one.yaml")
     assert report.extra["cross_validation"] is None and not (tmp_path / "one.yaml").exists()
     assert "cannot be cross-validated" in report.extra["not_written"]
+
+
+def _calibrate_module():
+    import importlib
+
+    return importlib.import_module("cost_models.calibrate")  # the package's ``calibrate`` is the function
+
+
+def test_shape_parameters_are_bounded_by_distinct_workloads():
+    """Rows of one workload at several precisions tell the efficiencies apart, not the derating or the
+    overheads: two workloads at two precisions each fit both efficiencies and one shape parameter."""
+    frame = _frame("jetson-orin-nano", [(m, p) for m in ("resnet18", "resnet50") for p in ("fp16", "w8a8")])
+    frame["latency_ms"] = predict_ms(load_profile("jetson-orin-nano").with_params(**TRUTH), frame)
+    _, report = calibrate("jetson-orin-nano", frame)
+    assert report.fitted == ["efficiency_fp16", "efficiency_int8", "layer_overhead_s"]
+    fitted = _calibrate_module()._params_fitted
+    assert fitted(4, ["efficiency_fp16", "efficiency_int8"]) == [
+        "efficiency_fp16", "efficiency_int8", "bandwidth_derating", "layer_overhead_s"]  # every row its own workload
+    assert fitted(4, ["efficiency_fp16", "efficiency_int8"], n_workloads=2) == [
+        "efficiency_fp16", "efficiency_int8", "layer_overhead_s"]
+    assert fitted(12, ["efficiency"], n_workloads=12) == fitted(12, ["efficiency"])
+
+
+def test_a_precision_the_rows_never_ran_is_not_fitted_and_takes_the_fitted_efficiency():
+    """A leave-one-model-out fold can lack a precision the device's rows have (the AGX Orin's INT8 rows are
+    all ResNet-50): its efficiency is not fitted (no row tells it) and, like any precision the rows never
+    ran, takes the geometric mean of the fitted ones instead of its stale prior."""
+    cal = _calibrate_module()
+    base = load_profile("jetson-orin-nano").prior_profile()
+    frame = _frame("jetson-orin-nano", [("resnet18", "fp16"), ("resnet34", "fp16"), ("resnet50", "fp16")])
+    truth = base.with_params(efficiency_by_precision={"fp16": 0.2, "int8": 0.2})
+    frame["latency_ms"] = predict_ms(truth, frame)
+    parts = [cal._decompose(base, row) for _, row in frame.iterrows()]
+    before = {k: float(getattr(base, k)) for k in cal.PARAMS} | {"efficiency_fp16": 0.4, "efficiency_int8": 0.4}
+    params, _, fitted = cal._fit(parts, frame["latency_ms"].to_numpy(float) / 1e3, before,
+                                 cal._workload_keys(frame))
+    assert "efficiency_int8" not in fitted and "efficiency_fp16" in fitted
+    assert params["efficiency_fp16"] < 0.35  # moved from the prior 0.4 towards the true 0.2
+    assert params["efficiency_int8"] == params["efficiency"] == params["efficiency_fp16"]

@@ -53,5 +53,9 @@ def test_size_and_energy_never_increase_when_bits_decrease(small_workload, targe
     after[layer, side] = new
     old = cm.totals(cm.layer_costs(w_kind, before[:, 0], a_kind, before[:, 1], smooth=False))
     cut = cm.totals(cm.layer_costs(w_kind, after[:, 0], a_kind, after[:, 1], smooth=False))
-    for key in ("size_bytes", "energy_j"):
+    # A runtime that converts at integer layers (ONNX Runtime's QuantizeLinear and layout reorders, priced by
+    # io_bytes_per_element / layer_input_bytes_per_element) may spend more energy when a layer drops from a
+    # float to an integer execution: those bytes are real. Its size still never grows.
+    converts = bool(cm.profile.io_bytes_per_element or cm.profile.layer_input_bytes_per_element)
+    for key in ("size_bytes",) if converts else ("size_bytes", "energy_j"):
         assert cut[key] <= old[key] * (1 + 1e-12), (key, kinds, bits, layer, side, new)
