@@ -223,7 +223,10 @@ def mean(x: Tensor, dims: Dims) -> Tensor:
 
 
 def abs_mean(x: Tensor, dims: Dims) -> Tensor:
-    return mean(x.abs(), dims)
+    """mean|x| in one pass (an L1 norm: no |x| temporary; its gradient is sign(x), 0 at 0, as abs's)."""
+    if dims == ():
+        return x.abs()
+    return torch.linalg.vector_norm(x, 1, dim=dims, keepdim=dims is not None) / count(x, dims)
 
 
 def abs_max(x: Tensor, dims: Dims) -> Tensor:
@@ -411,7 +414,7 @@ def pot_codes(u: Tensor, bits: int, unsigned: Unsigned) -> Tensor:
 
 
 def residual_binarize(x: Tensor, bits: int, term_scale: Callable[[int, Tensor], Tensor],
-                      cache: dict[int, tuple[Tensor, Tensor, Tensor]] | None = None, dims: Dims = None,
+                      cache: dict[int, tuple[Tensor, Tensor, tuple[Tensor, ...]]] | None = None, dims: Dims = None,
                       scales_from_batch: bool = True) -> Tensor:
     """Greedy residual binarization (ResQ): ``sum_i a_i sign(r_(i-1))`` with ``r_0 = x``, ``i = 1..bits``.
 
