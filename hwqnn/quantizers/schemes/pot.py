@@ -36,8 +36,10 @@ class PowerOfTwo(ObservedScheme):
 
     def fake_quantize(self, x: Tensor, bits: int) -> Tensor:
         scale, unsigned = self._scale(x), self.unsigned(x)
-        codes = lambda _, u: pot_codes(u, bits, unsigned)  # noqa: E731  (recomputed in backward, not kept)
-        return scaled_codes(x, scale, codes, where_unsigned(unsigned, 0.0, -1.0), 1.0)
+        def codes_of(_: Tensor, u: Tensor) -> Tensor:  # recomputed in backward rather than kept
+            return pot_codes(u, bits, unsigned)
+
+        return scaled_codes(x, scale, codes_of, where_unsigned(unsigned, 0.0, -1.0), 1.0)
 
     def grid_spec(self, x: Tensor, bits: int):
         """Levels 2^-k are integers on the grid s * 2^-(n-1); exact on the input only when n <= 2."""
