@@ -45,6 +45,8 @@ from .reference_workloads import reference_workload
 PARAMS = ("efficiency", "bandwidth_derating", "layer_overhead_s", "inference_overhead_s")
 BOUNDS = {"efficiency": (1e-3, 1.0), "bandwidth_derating": (1e-2, 1.0), "layer_overhead_s": (0.0, 1e-2),
           "inference_overhead_s": (0.0, 0.1), "io_bytes": (0.1, 256.0)}
+#: Key prefixes of the fitted conversion bytes (``io_bytes_int8``, ``layer_input_bytes_int8``...).
+_BYTE_PREFIXES = tuple(f"{prefix}_" for prefix in BYTE_FIELDS.values())
 OVERHEADS = ("layer_overhead_s", "inference_overhead_s")  # fitted in milliseconds, the others in decades
 
 
@@ -207,9 +209,6 @@ def _bounds(name: str) -> tuple[float, float]:
     if name.startswith(_BYTE_PREFIXES):
         return BOUNDS["io_bytes"]
     return BOUNDS["efficiency"] if name.startswith("efficiency") else BOUNDS[name]
-
-
-_BYTE_PREFIXES = tuple(f"{prefix}_" for prefix in BYTE_FIELDS.values())
 
 
 #: A conversion's bytes are fitted only where, at their starting value, they are at least this share of some

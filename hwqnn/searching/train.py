@@ -54,7 +54,7 @@ def train_epoch(
     then also hold ``images`` (this rank's share), to combine the ranks' stats with.
     """
     model.train()
-    correct, total, loss_sum = 0, 0, 0.0
+    tally = _Tally()
     for x, y in tqdm(loader, desc=desc, leave=False, mininterval=1.0):
         x, y = x.to(device), y.to(device)
         logits, loss, weight = _loss(model, x, y, loss_scale)
@@ -63,11 +63,25 @@ def train_epoch(
         _step(loss, optimizers, optimizers)
         if after_step is not None:
             after_step()
-        loss_sum += float(loss.detach()) * weight
-        correct += int((logits.detach().argmax(1) == y).sum())
-        total += int(y.numel())
-    stats = {"loss": loss_sum / max(total, 1), "train_accuracy": 100.0 * correct / max(total, 1)}
-    return stats if loss_scale is None else {**stats, "images": total}
+        tally.add(logits, y, loss, weight)
+    return tally.stats(with_images=loss_scale is not None)
+
+
+class _Tally:
+    """An epoch's running loss (weighted as ``_loss`` says) and training accuracy."""
+
+    def __init__(self) -> None:
+        self.correct, self.total, self.loss_sum = 0, 0, 0.0
+
+    def add(self, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor, weight: float) -> None:
+        self.loss_sum += float(loss.detach()) * weight
+        self.correct += int((logits.detach().argmax(1) == y).sum())
+        self.total += int(y.numel())
+
+    def stats(self, with_images: bool) -> dict[str, float]:
+        """Mean loss and accuracy; data-parallel ranks also report their image count (to combine ranks)."""
+        stats = {"loss": self.loss_sum / max(self.total, 1), "train_accuracy": 100.0 * self.correct / max(self.total, 1)}
+        return {**stats, "images": self.total} if with_images else stats
 
 
 def _loss(model, x, y, loss_scale):
@@ -107,7 +121,7 @@ def alternating_epoch(
     cross-entropy, then an architecture step on ``cross_entropy + extra_loss()`` of the next batch of the
     held-out ``arch_loader`` (restarted when it runs out). Each optimizer sees only its own step's gradients."""
     model.train()
-    correct, total, loss_sum = 0, 0, 0.0
+    tally = _Tally()
     arch_batches = iter(arch_loader)
     for x, y in tqdm(weight_loader, desc=desc, leave=False, mininterval=1.0):
         x, y = x.to(device), y.to(device)
@@ -124,8 +138,5 @@ def alternating_epoch(
         _step(arch_loss, (*weight_optimizers, *arch_optimizers), arch_optimizers)
         if after_arch_step is not None:
             after_arch_step()
-        loss_sum += float(loss.detach()) * weight
-        correct += int((logits.detach().argmax(1) == y).sum())
-        total += int(y.numel())
-    stats = {"loss": loss_sum / max(total, 1), "train_accuracy": 100.0 * correct / max(total, 1)}
-    return stats if loss_scales[0] is None else {**stats, "images": total}
+        tally.add(logits, y, loss, weight)
+    return tally.stats(with_images=loss_scales[0] is not None)

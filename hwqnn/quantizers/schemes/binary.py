@@ -57,27 +57,27 @@ class Binary(_TwnStatistics):
     def levels(self, bits: int) -> int:
         return 2
 
-    def _codes_and_scale(self, x: Tensor) -> tuple[Tensor, Tensor, float | Tensor]:
+    def _codes_and_scale(self, x: Tensor):
+        """(codes as a function ``codes_of(v, u)``, scale, lowest code): ScaledCodes recomputes the codes in
+        backward instead of keeping them."""
         unsigned = self.unsigned(x)
 
         def one_sided() -> tuple[Tensor, Tensor]:
             threshold, scale = self.twn_threshold_and_scale(x)
-            return (x > threshold).to(x.dtype), scale
+            return threshold.detach(), scale
 
         def two_sided() -> tuple[Tensor, Tensor]:
-            return sign_codes(x), self.abs_mean(x)  # zero for an all-zero channel: the output is then 0
+            scale = self.abs_mean(x)  # zero for an all-zero channel: the output is then 0
+            return torch.zeros_like(scale.detach()), scale  # (no threshold: the sign grid)
 
-        codes, scale = by_sign(unsigned, one_sided, two_sided)
-        return codes, scale, where_unsigned(unsigned, 0.0, -1.0)
+        threshold, scale = by_sign(unsigned, one_sided, two_sided)
+
+        def codes_of(v: Tensor, _: Tensor) -> Tensor:
+            return by_sign(unsigned, lambda: (v > threshold).to(v.dtype), lambda: sign_codes(v))
+
+        return codes_of, scale, where_unsigned(unsigned, 0.0, -1.0)
 
     def fake_quantize(self, x: Tensor, bits: int) -> Tensor:
-        unsigned = self.unsigned(x)
-        if isinstance(unsigned, bool):  # codes recomputed in backward (not kept); a tensor flag keeps them
-            if unsigned:
-                threshold, scale = self.twn_threshold_and_scale(x)
-                threshold = threshold.detach()
-                return scaled_codes(x, scale, lambda v, _: (v > threshold).to(v.dtype), 0.0, 1.0)
-            return scaled_codes(x, self.abs_mean(x), lambda v, _: sign_codes(v), -1.0, 1.0)
         codes, scale, lo = self._codes_and_scale(x)
         return scaled_codes(x, scale, codes, lo, 1.0)
 
