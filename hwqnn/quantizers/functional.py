@@ -71,9 +71,13 @@ class GradScale(torch.autograd.Function):
 class ScaledCodes(torch.autograd.Function):
     """``codes * scale`` forward with the LSQ (or PACT) gradient to ``x`` and ``scale`` (see module doc).
 
-    ``codes`` is a tensor, or a function ``codes_of(x, u)`` of the input and ``u = x / scale``; a function
-    is evaluated here and again in backward, so no tensor the size of ``x`` is kept for it (``x`` is kept
-    anyway).
+    ``codes`` is a tensor, or a function ``codes_of(x, u)`` of the input and of ``u = x / scale`` already
+    clamped to ``[lo, hi]`` (integer bounds, so rounding commutes with the clamp). ``codes_of`` may write
+    its codes into ``u`` and return it: ``u`` is a scratch tensor. A function is evaluated here and again
+    in backward, so no tensor the size of ``x`` is kept for it (``x`` is kept anyway).
+
+    The passes over ``x``-sized tensors are counted: they, not the arithmetic, are what a quantized
+    training step pays on a CPU (each costs about as much as one elementwise multiply).
     """
 
     @staticmethod
@@ -82,13 +86,14 @@ class ScaledCodes(torch.autograd.Function):
         bounds = [b for b in (lo, hi) if torch.is_tensor(b)]
         safe_scale = divisor(scale, x)
         ctx.codes_of = None if torch.is_tensor(codes) else codes
-        if ctx.codes_of is not None:
-            codes = ctx.codes_of(x, x / safe_scale)
         kept = (codes,) if ctx.codes_of is None else ()
         ctx.save_for_backward(x, safe_scale, *kept, *bounds)
         ctx.lo, ctx.hi = (None if torch.is_tensor(b) else b for b in (lo, hi))
         ctx.inside_scale_grad = inside_scale_grad
-        return codes * scale
+        if ctx.codes_of is None:
+            return codes * scale
+        u = torch.div(x, safe_scale).clamp_(lo, hi)
+        return ctx.codes_of(x, u).mul_(scale)  # a fresh tensor (or u itself): scaled in place
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -97,35 +102,26 @@ class ScaledCodes(torch.autograd.Function):
         lo = rest.pop(0) if ctx.lo is None else ctx.lo
         hi = rest.pop(0) if ctx.hi is None else ctx.hi
         u = x / scale  # recomputed rather than saved: one pass instead of one more tensor kept alive
-        if codes is None:
-            codes = ctx.codes_of(x, u)
         clipped = torch.clamp(u, lo, hi)  # finite even where u is +-inf (x far outside a tiny scale)
-        inside = mask(torch.eq, clipped, u)
+        inside = torch.eq(clipped, u, out=u)  # a float 0/1 mask, written over u (no longer needed)
         grad_x = grad * inside
         grad_scale = None
         if ctx.needs_input_grad[1]:
-            # LSQ: sum(grad * (codes - u * inside)); PACT: sum(grad * codes * (1 - inside)).
-            inner = clipped if ctx.inside_scale_grad else codes
-            if scale.numel() == 1:
-                total = _dot(grad, codes) - _dot(grad_x, inner)
-                grad_scale = total.reshape(scale.shape)
+            # LSQ: sum(grad * codes) - sum(grad * u * inside), and u * inside = clipped * inside;
+            # PACT: sum(grad * codes * (1 - inside)).
+            per_tensor = scale.numel() == 1
+            inner = None
+            if ctx.inside_scale_grad:
+                inner = _dot(grad_x, clipped) if per_tensor else grad_x * clipped
+            if codes is None:
+                codes = ctx.codes_of(x, clipped)  # may overwrite clipped, which is used above
+            if inner is None:
+                inner = _dot(grad_x, codes) if per_tensor else grad_x * codes
+            if per_tensor:
+                grad_scale = (_dot(grad, codes) - inner).reshape(scale.shape)
             else:
-                grad_scale = (grad * codes - grad_x * inner).sum_to_size(scale.shape)
+                grad_scale = (grad * codes - inner).sum_to_size(scale.shape)
         return grad_x, grad_scale, None, None, None, None
-
-
-class StraightThroughAdd(torch.autograd.Function):
-    """Returns ``out`` unchanged, and adds ``grad * mask`` to the gradient of ``x`` (a clipped STE path)."""
-
-    @staticmethod
-    def forward(ctx, out: Tensor, x: Tensor, mask: Tensor) -> Tensor:
-        ctx.save_for_backward(mask)
-        return out.clone()
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        (mask,) = ctx.saved_tensors
-        return grad, grad * mask, None
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -223,10 +219,11 @@ def mean(x: Tensor, dims: Dims) -> Tensor:
 
 
 def abs_mean(x: Tensor, dims: Dims) -> Tensor:
-    """mean|x| in one pass (an L1 norm: no |x| temporary; its gradient is sign(x), 0 at 0, as abs's)."""
+    """mean|x| (its gradient is sign(x), 0 at 0). Summing ``|x|`` beats the L1 norm: ``vector_norm(x, 1)`` runs
+    about 3x slower than ``abs`` plus ``sum`` on this CPU build (measured on 2M elements)."""
     if dims == ():
         return x.abs()
-    return torch.linalg.vector_norm(x, 1, dim=dims, keepdim=dims is not None) / count(x, dims)
+    return reduce(x.abs(), "sum", dims) / count(x, dims)
 
 
 def abs_max(x: Tensor, dims: Dims) -> Tensor:
@@ -336,6 +333,15 @@ def grid_codes(u: Tensor, bits: int, unsigned: Unsigned) -> Tensor:
     return torch.round(u).clamp_(lo, hi)
 
 
+def clipped_grid_codes(u: Tensor, bits: int, unsigned: Unsigned) -> Tensor:
+    """:func:`grid_codes` of a ``u`` already clamped to the grid's bounds (as :class:`ScaledCodes` passes
+    it), written into ``u``: the clamp and the new tensor are saved (rounding commutes with clamping to
+    integers)."""
+    if bits == 1:
+        return by_sign(unsigned, lambda: torch.round(u, out=u), lambda: sign_codes(u))
+    return torch.round(u, out=u)
+
+
 def uniform_fake_quant(x: Tensor, step: Tensor, bits: int, unsigned: Unsigned,
                        inside_scale_grad: bool = True) -> Tensor:
     """Symmetric (or unsigned) uniform fake quantization with step ``step`` (see :func:`grid_codes`).
@@ -343,7 +349,7 @@ def uniform_fake_quant(x: Tensor, step: Tensor, bits: int, unsigned: Unsigned,
     A zero step gives exact zeros, also on the 1-bit sign grid, which has no zero level.
     """
     lo, hi = grid_bounds(bits, unsigned)
-    return scaled_codes(x, step, lambda _, u: grid_codes(u, bits, unsigned), lo, hi, inside_scale_grad)
+    return scaled_codes(x, step, lambda _, u: clipped_grid_codes(u, bits, unsigned), lo, hi, inside_scale_grad)
 
 
 def affine_fake_quant(x: Tensor, scale: Tensor, zero_point: Tensor | float, qmin: int, qmax: int) -> Tensor:
@@ -354,8 +360,10 @@ def affine_fake_quant(x: Tensor, scale: Tensor, zero_point: Tensor | float, qmin
         zero_point = zero_point.to(x.dtype)  # a float32 zero point must not promote a float16 input
     scale = divisor(scale, x)
 
-    def codes_of(_: Tensor, u: Tensor) -> Tensor:
-        return torch.clamp(torch.round(u) + zero_point, qmin, qmax) - zero_point
+    def codes_of(_: Tensor, u: Tensor) -> Tensor:  # u is clamped to [qmin - z, qmax - z]
+        if isinstance(zero_point, float) and zero_point.is_integer():
+            return torch.round(u, out=u)  # an integer offset commutes with rounding
+        return torch.round(u.add_(zero_point), out=u).sub_(zero_point)
 
     return scaled_codes(x, scale, codes_of, qmin - zero_point, qmax - zero_point)
 
@@ -415,16 +423,17 @@ def pot_codes(u: Tensor, bits: int, unsigned: Unsigned) -> Tensor:
 
 def residual_binarize(x: Tensor, bits: int, term_scale: Callable[[int, Tensor], Tensor],
                       cache: dict[int, tuple[Tensor, Tensor, tuple[Tensor, ...]]] | None = None, dims: Dims = None,
-                      scales_from_batch: bool = True) -> Tensor:
-    """Greedy residual binarization (ResQ): ``sum_i a_i sign(r_(i-1))`` with ``r_0 = x``, ``i = 1..bits``.
+                      scales_from_batch: bool = True, offset: Tensor | None = None) -> Tensor:
+    """Greedy residual binarization (ResQ): ``offset + sum_i a_i sign(r_(i-1))`` with ``r_0 = x - offset``
+    (no offset: ``r_0 = x``), ``i = 1..bits``.
 
     ``term_scale(i, r)`` gives ``a_(i+1)`` for the residual ``r``: ``mean|r|`` over ``dims`` when
     ``scales_from_batch`` (the scales then carry their gradient to ``x``), else a running value (no
-    gradient). A straight-through path adds ``dy/dx = 1`` where ``|x| <= sum a_i``. ``cache`` (one dict
+    gradient). A straight-through path adds ``dy/dx = 1`` where ``|r_0| <= sum a_i``. ``cache`` (one dict
     per input) keeps the partial sums, so quantizing the same input at b and b + 1 computes b + 1 terms,
-    not 2b + 1. The terms run without autograd and :class:`_ResidualTerms` gives their gradient from ``x``
-    and the scales alone, recomputing the residuals: autograd would keep two tensors the size of ``x`` per
-    term.
+    not 2b + 1. The terms run without autograd and :class:`_ResidualTerms` gives their gradient from ``x``,
+    the offset and the scales alone, recomputing the residuals: autograd would keep two tensors the size of
+    ``x`` per term, the straight-through mask and the centred input.
     """
     cache = {} if cache is None else cache
     done = max((i for i in cache if i <= bits), default=0)
@@ -432,38 +441,58 @@ def residual_binarize(x: Tensor, bits: int, term_scale: Callable[[int, Tensor], 
         if done:
             out, residual, scales = cache[done]
         else:
-            out, residual, scales = torch.zeros_like(x), x.detach(), ()
+            out, residual, scales = None, x.detach() if offset is None else x.detach() - offset.detach(), ()
         for i in range(done, bits):
             scale = term_scale(i, residual).to(x.dtype)
-            term = scale * sign_codes(residual)
-            out, residual, scales = out + term, residual - term, (*scales, scale)
+            signs = sign_codes(residual)
+            # out + scale * sign and residual - scale * sign, each in one pass (the product is exact)
+            out = signs * scale if out is None else torch.addcmul(out, signs, scale)
+            residual, scales = torch.addcmul(residual, signs, scale, value=-1), (*scales, scale)
             cache[i + 1] = (out, residual, scales)
-    total = sum(scales)
-    if scales_from_batch and torch.is_grad_enabled() and x.requires_grad:
-        out = _ResidualTerms.apply(x, out, dims, *scales)
-    return StraightThroughAdd.apply(out, x, mask(torch.le, x.detach().abs(), total))
+        result = out if offset is None else out + offset.detach()
+    if not (torch.is_grad_enabled() and (x.requires_grad or (offset is not None and offset.requires_grad))):
+        return result
+    return _ResidualTerms.apply(x, offset, result, dims, scales_from_batch, *scales)
 
 
 class _ResidualTerms(torch.autograd.Function):
-    """The terms' sum (computed by the caller) with the gradient of ``a_i = mean|r_(i-1)|`` over ``dims``:
-    ``dL/da_i = <g - G_i, s_i>`` and ``G_(i-1) = G_i + dL/da_i * sign(r_(i-1)) / N``, from ``G_b = 0``
-    (``s_i`` the term's sign, ``G_i = dL/dr_i``). The residuals are recomputed from ``x`` and the scales."""
+    """The binarized tensor (computed by the caller) with its gradient to ``x`` and the offset: straight
+    through where ``|r_0| <= sum a_i``, plus (``scales_grad``) that of each ``a_i = mean|r_(i-1)|`` over
+    ``dims``: ``dL/da_i = <g - G_i, s_i>`` and ``G_(i-1) = G_i + dL/da_i * sign(r_(i-1)) / N``, from
+    ``G_b = 0`` (``s_i`` the term's sign, ``G_i = dL/dr_i``). The residuals, ``r_0 = x - offset`` included,
+    are recomputed from ``x``, the offset and the scales."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, out: Tensor, dims: Dims, *scales: Tensor) -> Tensor:
-        ctx.save_for_backward(x, *scales)
-        ctx.dims = dims
-        return out.view_as(out)
+    def forward(ctx, x: Tensor, offset: Tensor | None, result: Tensor, dims: Dims, scales_grad: bool,
+                *scales: Tensor) -> Tensor:
+        ctx.has_offset = offset is not None
+        ctx.save_for_backward(x, *((offset,) if ctx.has_offset else ()), *scales)
+        ctx.dims, ctx.scales_grad = dims, scales_grad
+        return result.view_as(result)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, *scales = ctx.saved_tensors
-        residuals = [x]
-        for scale in scales[:-1]:
-            residuals.append(residuals[-1] - scale * sign_codes(residuals[-1]))
-        n = count(x, ctx.dims)
-        upstream = torch.zeros_like(x)  # dL/dr_i
-        for residual in reversed(residuals):
-            grad_scale = reduce((grad - upstream) * sign_codes(residual), "sum", ctx.dims)
-            upstream = upstream + grad_scale * torch.sign(residual) / n  # d|r|/dr = sign(r), 0 at 0 (as abs)
-        return upstream, None, None, *(None for _ in scales)
+        offset = scales.pop(0) if ctx.has_offset else None
+        start = x if offset is None else x - offset  # r_0
+        through = start.abs()
+        grad_x = torch.le(through, sum(scales), out=through).mul_(grad)  # the straight-through part
+        if ctx.scales_grad:
+            residuals = [start]
+            for scale in scales[:-1]:
+                residuals.append(torch.addcmul(residuals[-1], sign_codes(residuals[-1]), scale, value=-1))
+            n = count(x, ctx.dims)
+            upstream = None  # G_i = dL/dr_i, 0 for the last residual; kept apart from g: its entries are ~1/N
+            for residual in reversed(residuals):
+                signs = sign_codes(residual)
+                if ctx.dims is None:  # per tensor: dot products, no (g - G) * s temporaries
+                    grad_scale = _dot(grad, signs) - (0.0 if upstream is None else _dot(upstream, signs))
+                else:
+                    grad_scale = reduce((grad if upstream is None else grad - upstream) * signs, "sum", ctx.dims)
+                slope = torch.sign(residual)  # d|r|/dr = sign(r), 0 at 0 (as abs)
+                upstream = slope.mul_(grad_scale / n) if upstream is None else upstream.addcmul_(slope, grad_scale / n)
+            grad_x.add_(upstream)
+        grad_offset = None
+        if offset is not None and ctx.needs_input_grad[1]:  # y = offset + f(x - offset)
+            grad_offset = (grad.sum() - grad_x.sum()).reshape(offset.shape)
+        return grad_x, grad_offset, None, None, None, *(None for _ in scales)

@@ -54,9 +54,11 @@ def test_scaled_codes_gradient_matches_an_autograd_reference(pact, per_channel):
     torch.testing.assert_close(grads[1], step.grad)
 
 
+@pytest.mark.parametrize("centred", [False, True], ids=["plain", "centred"])
 @pytest.mark.parametrize("dims", [None, (1,)], ids=["per-tensor", "per-channel"])
-def test_residual_binarize_gradient_matches_an_autograd_reference(dims):
-    """The recomputing backward must give the gradient of the plain formula (scales through their means)."""
+def test_residual_binarize_gradient_matches_an_autograd_reference(dims, centred):
+    """The recomputing backward must give the gradient of the plain formula (scales through their means),
+    also through an offset that depends on the input (the centring of non-negative activations)."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(3, 40, generator=generator).requires_grad_(True)
     weights = torch.randn(3, 40, generator=generator)
@@ -69,10 +71,16 @@ def test_residual_binarize_gradient_matches_an_autograd_reference(dims):
             out, residual, total = out + term, residual - term, total + scale.detach()
         return out + (v - v.detach()) * (v.detach().abs() <= total)
 
-    (F.residual_binarize(x, 3, lambda i, r: F.abs_mean(r, dims), dims=dims) * weights).sum().backward()
+    def offset_of(v):
+        return v.relu().mean() if centred else None
+
+    offset = offset_of(x)
+    (F.residual_binarize(x, 3, lambda i, r: F.abs_mean(r, dims), dims=dims, offset=offset) * weights).sum().backward()
     grad = x.grad.clone()
     x.grad = None
-    (reference(x) * weights).sum().backward()
+    offset = offset_of(x)
+    expected = reference(x) if offset is None else offset + reference(x - offset)
+    (expected * weights).sum().backward()
     torch.testing.assert_close(grad, x.grad)
 
 

@@ -73,7 +73,7 @@ class Binary(_TwnStatistics):
         threshold, scale = by_sign(unsigned, one_sided, two_sided)
 
         def codes_of(v: Tensor, _: Tensor) -> Tensor:
-            return by_sign(unsigned, lambda: (v > threshold).to(v.dtype), lambda: sign_codes(v))
+            return by_sign(unsigned, lambda: mask(torch.gt, v, threshold), lambda: sign_codes(v))
 
         return codes_of, scale, where_unsigned(unsigned, 0.0, -1.0)
 
@@ -110,7 +110,9 @@ class Ternary(_TwnStatistics):
         threshold = threshold.detach()
 
         def codes_of(v: Tensor, _: Tensor) -> Tensor:  # recomputed in backward rather than kept
-            return torch.sign(v) * mask(torch.gt, v.abs(), threshold)  # a float mask: torch.where is ~10x slower
+            # sign(v) * [|v| > D] in three passes and one new tensor (a zero code may carry v's sign: -0.0 == 0)
+            magnitude = v.abs()
+            return torch.gt(magnitude, threshold, out=magnitude).copysign_(v)
 
         return scaled_codes(x, scale, codes_of, -1.0, 1.0)
 

@@ -32,7 +32,8 @@ class PowerOfTwo(ObservedScheme):
 
     def _scale(self, x: Tensor) -> Tensor:
         """max|x|: zero for an all-zero channel, which then quantizes to exact zeros (even at 1 bit)."""
-        return self.statistic("absmax", lambda: abs_max(x, self.stat_dims(x)))
+        known = self.tensor_abs_max(x)  # per tensor, from the input check's pass
+        return self.statistic("absmax", lambda: abs_max(x, self.stat_dims(x)) if known is None else known)
 
     def fake_quantize(self, x: Tensor, bits: int) -> Tensor:
         scale, unsigned = self._scale(x), self.unsigned(x)

@@ -51,5 +51,4 @@ class Residual(ObservedScheme):
             return residual_binarize(x, bits, term_scale, cache, dims, from_batch)
         centre = self.statistic("positive_mean", lambda: positive_mean(x))
         offset = centre if unsigned is True else centre * unsigned  # a 0-d bool tensor off the CPU
-        centred = self.memoized("centred", lambda: x - offset)
-        return residual_binarize(centred, bits, term_scale, cache, dims, from_batch) + offset
+        return residual_binarize(x, bits, term_scale, cache, dims, from_batch, offset=offset.to(x.dtype))

@@ -80,7 +80,7 @@ class Uniform(ObservedScheme):
         if not (self.is_activation and bits >= 2):
             return uniform_fake_quant(x, step, bits, unsigned)
         lo, hi = (b.to(x) if torch.is_tensor(b) else b for b in self.bounds(bits, unsigned))
-        return scaled_codes(x, step, lambda _, u: torch.round(u).clamp_(lo, hi), lo, hi)
+        return scaled_codes(x, step, lambda _, u: torch.round(u, out=u), lo, hi)  # u comes clamped
 
     def grid_spec(self, x: Tensor, bits: int):
         unsigned = self.unsigned(x)
