@@ -8,7 +8,7 @@ A slot is in one of three modes:
   runs one conv/matmul on the mixed tensor. With ``single_path`` (the sampled mode) each training
   step quantizes once, with one scheme drawn from the probabilities at ``b~`` rounded stochastically,
   and gets an unbiased estimate of the mixture's gradient (:class:`SampledPath`); eval mode runs the
-  argmax scheme;
+  argmax scheme at ``b~`` rounded to the nearest integer (a deployable network, and one it trained);
 * ``fixed``: one scheme at one integer bitwidth (a finalized policy).
 
 :meth:`QuantSlot.restrict` narrows a slot to what a target runs natively (see :mod:`hwqnn.deployment`):
@@ -258,9 +258,9 @@ class QuantSlot(nn.Module):
             return self.candidates[self.fixed_scheme](x, self.fixed_bits)
         bits = self.continuous_bits()
         if self.single_path:
-            if not self.training:  # evaluate the network the search would pick now
-                name = self.argmax_scheme()
-                return self.candidates[name](x, self.scheme_bits(name, bits))
+            if not self.training:  # the network the search would pick now, at the nearest integer bitwidth:
+                name = self.argmax_scheme()  # the sampled mode trains integer bitwidths only (never their lerp)
+                return self.candidates[name](x, self.scheme_bits(name, int(round(float(bits.detach())))))
             return self._one_sampled_path(x, bits)
         probs = self.probabilities()
         out = None

@@ -126,3 +126,21 @@ def test_one_sampled_path_is_an_unbiased_estimate_of_the_mixture_gradient(role):
     draws = torch.stack([_slot_gradients(slot, x, direction) for _ in range(4000)])
     mean, error = draws.mean(0), draws.std(0) / draws.shape[0] ** 0.5
     assert bool(((mean - exact).abs() <= 4 * error + 1e-6).all()), (mean, exact, error)
+
+
+@pytest.mark.parametrize("bits, nearest", [(3.35, 3), (3.7, 4)])
+def test_sampled_mode_evaluates_the_argmax_scheme_at_the_nearest_integer_bits(bits, nearest):
+    """Eval mode shows the network the sampled search trains and finalize can deploy: the argmax scheme at
+    round(b~), not the lerp of the two roundings (which the sampled mode never trains)."""
+    torch.manual_seed(0)
+    slot = QuantSlot("weight", channels=4, schemes=["binary", "uniform"], bits_range=(2, 8))
+    slot.set_search()
+    slot.single_path = True
+    with torch.no_grad():
+        slot.logits.alpha.copy_(torch.tensor([-1.0, 1.0]))
+        slot.bits.fill_(bits)
+    w = torch.randn(4, 6, 3, 3)
+    slot.eval()
+    out = slot(w)
+    torch.testing.assert_close(out, slot.candidates["uniform"](w, nearest), rtol=0, atol=0)
+    assert not torch.equal(out, slot.candidates["uniform"](w, torch.tensor(bits)))
