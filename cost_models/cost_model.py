@@ -216,6 +216,7 @@ class CostModel:
                     "sram_size": 0.0 if sram is None else (sram.size or 0.0),
                     "holds_weights": float(sram is not None and sram.holds_weights),
                     "holds_activations": float(sram is not None and sram.holds_activations),
+                    "caches_activations": float(sram is not None and sram.caches_activations and not sram.holds_activations),
                 }
 
             link = self.profile.memory.get("link")
@@ -271,10 +272,11 @@ class CostModel:
                 return self._cache["float_op_prices"]
             # On a device whose on-chip memory holds the activations (the Edge TPU), they never leave it.
             level = "sram" if device_scalars["holds_activations"] else "dram"
+            cached = device_scalars["sram_size"] if device_scalars["caches_activations"] else 0.0
             prices = self._cache["float_op_prices"] = price_float_ops(
                 self.workload, self.batch_size, self.float_op_bits or device_float_bits(self.profile),
                 device_scalars[f"{level}_spb"], device_scalars[f"{level}_epb"], device_scalars["overhead"],
-                joined_at_int_bits=self.float_op_bits is None)
+                joined_at_int_bits=self.float_op_bits is None, cached_bytes=cached)
         return prices
 
     def float_op_costs(self) -> list[dict]:
@@ -357,7 +359,11 @@ class CostModel:
         w_moved = moved_weight_elems * gather("w_bits") / 8
         a_moved = (c["in_elems"] + c["out_elems"]) * batch * gather("a_bits") / 8
         resident = per_device("holds_weights") * (per_device("sram_size") / total_weight_bytes).clamp(max=1.0) * is_param
-        dram_bytes = w_moved * (1 - resident) + a_moved * (1 - per_device("holds_activations"))
+        a_dram = a_moved * (1 - per_device("holds_activations"))
+        caches = per_device("caches_activations")
+        if torch.is_tensor(caches) or caches:  # an L2 keeps the first sram_size bytes of the layer's activations
+            a_dram = a_dram - caches * torch.minimum(a_dram, torch.as_tensor(per_device("sram_size"), dtype=dtype))
+        dram_bytes = w_moved * (1 - resident) + a_dram
         sram_bytes = (w_moved + a_moved) * per_device("has_sram")
         memory_s = torch.maximum(dram_bytes * per_device("dram_spb"), sram_bytes * per_device("sram_spb"))
         link_bytes = on_fallback * a_moved

@@ -139,13 +139,16 @@ def device_float_bits(profile: HardwareProfile) -> int:
 
 
 def price_float_ops(workload: Workload, batch_size: int, float_bits: int, seconds_per_byte: float,
-                    energy_per_byte: float, overhead_s: float, joined_at_int_bits: bool = True) -> FloatOpPrices:
+                    energy_per_byte: float, overhead_s: float, joined_at_int_bits: bool = True,
+                    cached_bytes: float = 0.0) -> FloatOpPrices:
     """Cost every costed float op of ``workload`` on a device running float at ``float_bits`` with these
-    DRAM and overhead numbers (the ops with quantized inputs at their ``int_bits``, unless told not to)."""
+    DRAM and overhead numbers (the ops with quantized inputs at their ``int_bits``, unless told not to).
+    ``cached_bytes``: an on-chip cache keeps that many of each op's bytes (a GPU's L2; see MemoryLevel)."""
     layout = float_op_layout(workload)
     bits = np.array([float_op_bits(op.op_type, op.pricing, float_bits, op.int_bits if joined_at_int_bits else None)
                      for op in layout.ops], dtype=float)
     moved = layout.elems * batch_size * bits / 8
-    memory_s = moved * seconds_per_byte
+    from_dram = np.maximum(moved - cached_bytes, 0.0)
+    memory_s = from_dram * seconds_per_byte
     return FloatOpPrices(layout, bits=bits, bytes=moved, memory_s=memory_s, latency_s=memory_s + overhead_s,
-                         energy_j=moved * energy_per_byte)
+                         energy_j=from_dram * energy_per_byte)

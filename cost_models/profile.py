@@ -43,7 +43,13 @@ class ComputeKind:
 
 @dataclass(frozen=True)
 class MemoryLevel:
-    """One memory level: bandwidth (B/s, None = never a bottleneck), capacity (B), energy per byte (J/B)."""
+    """One memory level: bandwidth (B/s, None = never a bottleneck), capacity (B), energy per byte (J/B).
+
+    On-chip memory (``sram``) may hold the weights (up to its size, the rest streamed), hold every
+    activation (a scratchpad that never spills them), or cache activations (``caches_activations``, a
+    GPU's L2): a layer's input and output stay on chip up to its size, passed from producer to consumer,
+    and only the excess goes through DRAM.
+    """
 
     name: str
     bandwidth: float | None
@@ -51,6 +57,7 @@ class MemoryLevel:
     energy_per_byte: float
     holds_weights: bool = False
     holds_activations: bool = False
+    caches_activations: bool = False
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ CALIBRATED_FIELDS = (("efficiency", "efficiency", "dimensionless"),
                      ("inference_overhead", "inference_overhead_s", "time"))
 _LEVEL_FIELDS = {
     "dram": {"bandwidth", "size", "energy_per_byte"},
-    "sram": {"bandwidth", "size", "energy_per_byte", "holds_weights", "holds_activations"},
+    "sram": {"bandwidth", "size", "energy_per_byte", "holds_weights", "holds_activations", "caches_activations"},
     "link": {"bandwidth", "energy_per_byte"},
 }
 
@@ -409,5 +409,7 @@ def _parse_memory(r: _Reader, node: Any) -> dict[str, MemoryLevel]:
             holds_weights=r.boolean(spec["holds_weights"], f"{field}.holds_weights") if "holds_weights" in spec else False,
             holds_activations=(r.boolean(spec["holds_activations"], f"{field}.holds_activations")
                                if "holds_activations" in spec else False),
+            caches_activations=(r.boolean(spec["caches_activations"], f"{field}.caches_activations")
+                                if "caches_activations" in spec else False),
         )
     return levels

@@ -167,6 +167,28 @@ def test_edgetpu_streams_weights_that_do_not_fit_on_chip(resnet18_workload):
     assert small["latency_s"].sum().item() < w8.latency_s
 
 
+@pytest.mark.parametrize("batch", [1, 32])
+def test_an_l2_cache_keeps_each_layers_activations_up_to_its_size(resnet18_workload, batch):
+    """A GPU's L2 (``sram.caches_activations``) spares DRAM the first ``size`` bytes of every layer's input
+    and output: each layer's DRAM time drops by exactly min(activation bytes, size) at DRAM speed."""
+    n = len(resnet18_workload)
+    cached = load_profile("jetson-agx-orin")
+    sram = cached.memory["sram"]
+    assert sram.caches_activations
+    uncached = dataclasses.replace(cached, memory={**cached.memory,
+                                                   "sram": dataclasses.replace(sram, caches_activations=False)})
+    args = (_kinds(n), _bits(n, 8), _kinds(n), _bits(n, 8))
+    with_l2, without = (CostModel(resnet18_workload, p, batch_size=batch).layer_costs(*args, smooth=False)
+                        for p in (cached, uncached))
+    activation_bytes = torch.tensor([(layer.in_elems + layer.out_elems) * batch for layer in resnet18_workload.layers],
+                                    dtype=torch.float64)  # int8: one byte each
+    dram_seconds_per_byte = 1 / (cached.memory["dram"].bandwidth * cached.bandwidth_derating)
+    saved = torch.clamp(activation_bytes, max=sram.size) * dram_seconds_per_byte
+    torch.testing.assert_close(without["memory_s"] - with_l2["memory_s"], saved)
+    assert bool((with_l2["latency_s"] <= without["latency_s"]).all())
+    assert with_l2["energy_j"].sum() < without["energy_j"].sum()
+
+
 def test_smooth_totals_bound_hard_totals(resnet18_workload):
     n = len(resnet18_workload)
     cm = CostModel(resnet18_workload, "bismo")
