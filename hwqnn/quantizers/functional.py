@@ -352,18 +352,22 @@ def uniform_fake_quant(x: Tensor, step: Tensor, bits: int, unsigned: Unsigned,
     return scaled_codes(x, step, lambda _, u: clipped_grid_codes(u, bits, unsigned), lo, hi, inside_scale_grad)
 
 
-def affine_fake_quant(x: Tensor, scale: Tensor, zero_point: Tensor | float, qmin: int, qmax: int) -> Tensor:
-    """``(clamp(round(x / scale) + zero_point, qmin, qmax) - zero_point) * scale`` with the LSQ gradient."""
+def affine_fake_quant(x: Tensor, scale: Tensor, zero_point: Tensor, qmin: int, qmax: int) -> Tensor:
+    """``(clamp(round(x / scale) + zero_point, qmin, qmax) - zero_point) * scale`` with the LSQ gradient.
+
+    The zero point is an integer (per tensor or per channel), as on every integer grid: the bounds
+    ``q - zero_point`` are then integers, and the codes are ``round(x / scale)`` clamped to them.
+    """
+    if zero_point.device.type == "cpu" and not torch.equal(zero_point, torch.round(zero_point)):
+        raise SchemeError(f"affine_fake_quant needs an integer zero point, got {zero_point.tolist()}")
     if zero_point.numel() == 1 and zero_point.device.type == "cpu":
         zero_point = float(zero_point)  # free to read on CPU; clamping to Python numbers is ~4x faster
-    elif torch.is_tensor(zero_point):
+    else:
         zero_point = zero_point.to(x.dtype)  # a float32 zero point must not promote a float16 input
     scale = divisor(scale, x)
 
-    def codes_of(_: Tensor, u: Tensor) -> Tensor:  # u is clamped to [qmin - z, qmax - z]
-        if isinstance(zero_point, float) and zero_point.is_integer():
-            return torch.round(u, out=u)  # an integer offset commutes with rounding
-        return torch.round(u.add_(zero_point), out=u).sub_(zero_point)
+    def codes_of(_: Tensor, u: Tensor) -> Tensor:  # u comes clamped to the integers [qmin - z, qmax - z]
+        return torch.round(u, out=u)
 
     return scaled_codes(x, scale, codes_of, qmin - zero_point, qmax - zero_point)
 

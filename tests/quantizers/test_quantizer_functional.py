@@ -11,6 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hwqnn.errors import SchemeError
 from hwqnn.quantizers import functional as F
 from hwqnn.quantizers import gaussian_steps as G
 
@@ -188,3 +189,14 @@ def test_step_beats_a_brute_force_search():
         grid = np.exp(np.linspace(np.log(0.01), np.log(3.0), 3001))
         errors = [G.gaussian_sq_error(float(s), bits) for s in grid]
         assert G.gaussian_sq_error(G.gaussian_l2_step(bits), bits) <= min(errors) + 1e-12
+
+
+def test_affine_fake_quant_matches_its_formula_and_needs_an_integer_zero_point():
+    generator = torch.Generator().manual_seed(0)
+    w = torch.randn(4, 50, generator=generator) * 2
+    scale = torch.tensor([[0.1], [0.2], [0.3], [0.05]])
+    zero_point = torch.tensor([[3.0], [0.0], [7.0], [15.0]])
+    expected = (torch.clamp(torch.round(w / scale) + zero_point, 0, 15) - zero_point) * scale
+    assert torch.equal(F.affine_fake_quant(w, scale, zero_point, 0, 15), expected)
+    with pytest.raises(SchemeError, match="integer zero point"):
+        F.affine_fake_quant(w, torch.tensor(0.1), torch.tensor(0.3), 0, 15)
