@@ -82,6 +82,38 @@ class _MobileNetV1(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
 
 
+class _SSDMobileNetV1(nn.Module):
+    """SSD-MobileNet v1 as MLPerf Inference runs it (TF object detection API ``ssd_mobilenet_v1_coco``, 300x300):
+    the MobileNet v1 backbone, four extra stride-2 stages (1x1 then 3x3 convolutions), and a 1x1 class (91
+    COCO classes with background) and box convolution on each of the six feature maps (19x19 after block 11,
+    10x10 after block 13, then 5, 3, 2, 1), with 3 anchors per location on the first map and 6 on the
+    others. Anchor decoding and non-maximum suppression are not layers here (the measured runs include them)."""
+
+    classes = 91
+
+    def __init__(self, num_classes: int = 91):
+        super().__init__()
+        backbone = _MobileNetV1(1).features
+        self.stage11, self.stage13 = backbone[:69], backbone[69:]  # stem (3 modules) + 11 blocks of 6
+        extras, cin = [], 1024
+        for squeeze, cout in ((256, 512), (128, 256), (128, 256), (64, 128)):
+            extras.append(nn.Sequential(*_conv_bn(cin, squeeze, 1), *_conv_bn(squeeze, cout, 3, 2)))
+            cin = cout
+        self.extras = nn.ModuleList(extras)
+        maps = ((512, 3), (1024, 6), (512, 6), (256, 6), (256, 6), (128, 6))
+        self.class_heads = nn.ModuleList(nn.Conv2d(c, a * self.classes, 1) for c, a in maps)
+        self.box_heads = nn.ModuleList(nn.Conv2d(c, a * 4, 1) for c, a in maps)
+
+    def forward(self, x):
+        features = [self.stage11(x)]
+        features.append(self.stage13(features[-1]))
+        for extra in self.extras:
+            features.append(extra(features[-1]))
+        outputs = [head(f).flatten(1) for f, heads in zip(features, zip(self.class_heads, self.box_heads))
+                   for head in heads]
+        return torch.cat(outputs, 1)
+
+
 class _InvertedResidual(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int, expand: int):
         super().__init__()
@@ -238,6 +270,7 @@ REFERENCE_MODELS: dict[str, Callable[[int], nn.Module]] = {
     "resnet152": lambda n: _ResNet(_Bottleneck, (3, 8, 36, 3), n),
     "mobilenet_v1": _MobileNetV1,
     "mobilenet_v2": _MobileNetV2,
+    "ssd_mobilenet_v1": _SSDMobileNetV1,
     "vgg11": lambda n: _vgg(11, n),
     "vgg13": lambda n: _vgg(13, n),
     "vgg16": lambda n: _vgg(16, n),

@@ -197,6 +197,18 @@ def test_float_ops_of_a_fully_integer_deployment_and_on_chip_activations():
         CostModel(workload, "coral-edgetpu", float_op_bits=4)
 
 
+def test_the_ssd_mobilenet_reference_has_its_published_size_and_six_feature_maps():
+    """MLPerf Inference's SSD-MobileNet v1 (300x300): 6.91M parameters, 2.47 GOPs (1.23 G multiply-adds)."""
+    from cost_models.reference_workloads import reference_workload
+
+    workload = reference_workload("ssd_mobilenet_v1", 300)
+    macs = sum(layer.macs for layer in workload.layers)
+    params = sum(layer.weight_elems for layer in workload.layers if layer.weight_is_param)
+    assert 1.2e9 < macs < 1.27e9 and 6.7e6 < params < 7.0e6
+    heads = [layer for layer in workload.layers if layer.out_channels in (3 * 91, 6 * 91, 3 * 4, 6 * 4)]
+    assert len(heads) == 12  # a class and a box convolution on each of the six feature maps
+
+
 def test_the_deit_tiny_reference_has_its_published_size_and_prices_its_attention():
     """DeiT-Ti (Touvron et al. 2021, Table 1): 5M parameters, 1.3 GFLOPs (multiply-adds) at 224 px."""
     from cost_models.reference_workloads import reference_workload
