@@ -134,10 +134,10 @@ def test_shape_parameters_are_bounded_by_distinct_workloads():
     assert fitted(12, ["efficiency"], n_workloads=12) == fitted(12, ["efficiency"])
 
 
-def test_a_precision_the_rows_never_ran_is_not_fitted_and_takes_the_fitted_efficiency():
-    """A leave-one-model-out fold can lack a precision the device's rows have (the AGX Orin's INT8 rows are
-    all ResNet-50): its efficiency is not fitted (no row tells it) and, like any precision the rows never
-    ran, takes the geometric mean of the fitted ones instead of its stale prior."""
+def test_a_precision_the_rows_never_ran_is_not_fitted_and_keeps_its_prior():
+    """A leave-one-model-out fold can lack a precision the device's rows have: no row tells its efficiency,
+    so it is not fitted and keeps its prior (carrying the fitted ones over moved an INT8-only fold's
+    efficiency onto the T4's FP32 rows: 26.9% cross-validated error against 7.8%)."""
     cal = _calibrate_module()
     base = load_profile("jetson-orin-nano").prior_profile()
     frame = _frame("jetson-orin-nano", [("resnet18", "fp16"), ("resnet34", "fp16"), ("resnet50", "fp16")])
@@ -149,4 +149,5 @@ def test_a_precision_the_rows_never_ran_is_not_fitted_and_takes_the_fitted_effic
                                  cal._workload_keys(frame))
     assert "efficiency_int8" not in fitted and "efficiency_fp16" in fitted
     assert params["efficiency_fp16"] < 0.35  # moved from the prior 0.4 towards the true 0.2
-    assert params["efficiency_int8"] == params["efficiency"] == params["efficiency_fp16"]
+    assert params["efficiency_int8"] == 0.4  # its prior
+    assert params["efficiency"] == params["efficiency_fp16"]  # the fallback: the fitted ones' geometric mean
