@@ -119,14 +119,14 @@ def plan(target: str, workload, args, batch: int) -> tuple[list[float], dict[str
         budgets.append(math.ceil(budget * 1e4) / 1e4)  # rounded up: the cheapest pair stays feasible
     total = args.search_epochs + args.finetune_epochs
     chosen: dict[str, dict] = {}
-    for budget in budgets:
+    for budget in budgets:  # one budget's comparison complete before the next (runs are time-boxed)
+        spec = [f"latency={budget}x"]
+        chosen[f"search @{budget}"] = dict(budgets=spec, search_epochs=args.search_epochs,
+                                           finetune_epochs=args.finetune_epochs)
+        chosen[f"hawq @{budget}"] = dict(method="hawq", budgets=spec, search_epochs=0, finetune_epochs=total)
         for w, a in maximal_pairs(latency, budget):
             chosen[f"uniform w{w}a{a}"] = dict(method="uniform", uniform_bits=(w, a), budgets=[], search_epochs=0,
                                                finetune_epochs=total)
-        spec = [f"latency={budget}x"]
-        chosen[f"hawq @{budget}"] = dict(method="hawq", budgets=spec, search_epochs=0, finetune_epochs=total)
-        chosen[f"search @{budget}"] = dict(budgets=spec, search_epochs=args.search_epochs,
-                                           finetune_epochs=args.finetune_epochs)
     for settings in chosen.values():
         settings["cost_batch_size"] = batch
     return budgets, chosen, notes
