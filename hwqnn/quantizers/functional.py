@@ -333,13 +333,19 @@ def grid_codes(u: Tensor, bits: int, unsigned: Unsigned) -> Tensor:
     return torch.round(u).clamp_(lo, hi)
 
 
+def round_clipped(_: Tensor, u: Tensor) -> Tensor:
+    """The ``codes_of`` of every integer grid: ``u`` comes clamped to integer bounds from :class:`ScaledCodes`,
+    so the codes are ``round(u)``, written into ``u``."""
+    return torch.round(u, out=u)
+
+
 def clipped_grid_codes(u: Tensor, bits: int, unsigned: Unsigned) -> Tensor:
     """:func:`grid_codes` of a ``u`` already clamped to the grid's bounds (as :class:`ScaledCodes` passes
     it), written into ``u``: the clamp and the new tensor are saved (rounding commutes with clamping to
     integers)."""
     if bits == 1:
-        return by_sign(unsigned, lambda: torch.round(u, out=u), lambda: sign_codes(u))
-    return torch.round(u, out=u)
+        return by_sign(unsigned, lambda: round_clipped(u, u), lambda: sign_codes(u))
+    return round_clipped(u, u)
 
 
 def uniform_fake_quant(x: Tensor, step: Tensor, bits: int, unsigned: Unsigned,
@@ -365,11 +371,7 @@ def affine_fake_quant(x: Tensor, scale: Tensor, zero_point: Tensor, qmin: int, q
     else:
         zero_point = zero_point.to(x.dtype)  # a float32 zero point must not promote a float16 input
     scale = divisor(scale, x)
-
-    def codes_of(_: Tensor, u: Tensor) -> Tensor:  # u comes clamped to the integers [qmin - z, qmax - z]
-        return torch.round(u, out=u)
-
-    return scaled_codes(x, scale, codes_of, qmin - zero_point, qmax - zero_point)
+    return scaled_codes(x, scale, round_clipped, qmin - zero_point, qmax - zero_point)  # integer bounds
 
 
 def minmax_scale_zero_point(x_min: Tensor, x_max: Tensor, bits: int) -> tuple[Tensor, Tensor]:

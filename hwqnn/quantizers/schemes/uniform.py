@@ -10,6 +10,7 @@ from ..functional import (
     GradScale,
     grid_bounds,
     grid_max_code,
+    round_clipped,
     scaled_codes,
     uniform_fake_quant,
     where_unsigned,
@@ -80,7 +81,7 @@ class Uniform(ObservedScheme):
         if not (self.is_activation and bits >= 2):
             return uniform_fake_quant(x, step, bits, unsigned)
         lo, hi = (b.to(x) if torch.is_tensor(b) else b for b in self.bounds(bits, unsigned))
-        return scaled_codes(x, step, lambda _, u: torch.round(u, out=u), lo, hi)  # u comes clamped
+        return scaled_codes(x, step, round_clipped, lo, hi)
 
     def grid_spec(self, x: Tensor, bits: int):
         unsigned = self.unsigned(x)
