@@ -49,6 +49,23 @@ BOUNDS = {"efficiency": (1e-3, 1.0), "bandwidth_derating": (1e-2, 1.0), "layer_o
 #: Key prefixes of the fitted conversion bytes (``io_bytes_int8``, ``layer_input_bytes_int8``...).
 _BYTE_PREFIXES = tuple(f"{prefix}_" for prefix in BYTE_FIELDS.values())
 OVERHEADS = ("layer_overhead_s", "inference_overhead_s")  # fitted in milliseconds, the others in decades
+#: Prefix of a measurement harness's own per-inference overhead on top of the device's (``harness_overhead_s:KEY``).
+HARNESS_PREFIX = "harness_overhead_s:"
+
+
+def _in_milliseconds(name: str) -> bool:
+    return name in OVERHEADS or name.startswith(HARNESS_PREFIX)
+
+
+def measurement_harness(source: str) -> str:
+    """The harness a row was timed with, named by its source: a GitHub repository (``owner/name``), else the
+    source up to its first remark in parentheses. Rows of one harness share what it adds to each inference
+    (host copies, pre- and post-processing, the timer's own overhead); the rows of another harness do not."""
+    import re
+
+    text = str(source).strip()
+    match = re.match(r"https?://github\.com/([^/\s]+/[^/\s#?]+)", text)
+    return match.group(1) if match else text.split(" (")[0].split("#")[0].strip()
 
 
 @dataclass
@@ -74,7 +91,8 @@ class CalibrationReport:
         return float(self.rows["error_after_pct"].abs().median())
 
     def summary(self) -> str:
-        params = ", ".join(f"{k} {self.params_before[k]:.4g} -> {self.params_after[k]:.4g}" for k in self.params_after)
+        params = ", ".join(f"{k} {self.params_before.get(k, 0.0):.4g} -> {self.params_after[k]:.4g}"
+                           for k in self.params_after)
         written = f"; wrote {self.out_path}" if self.out_path else ""
         cv = self.extra.get("cross_validation")
         held = (f"; leave-one-model-out {cv['mdape_prior']:.1f}% -> {cv['mdape_fit']:.1f}% ({cv['folds']} folds)"
@@ -138,12 +156,14 @@ def _efficiencies(labels: np.ndarray, params: dict[str, float]) -> np.ndarray:
     return np.array([params.get(f"efficiency_{label}", scalar) for label in labels], dtype=float)
 
 
-def _predict(parts, params: dict[str, float]) -> np.ndarray:
+def _predict(parts, params: dict[str, float], harnesses=None) -> np.ndarray:
+    """Each row's latency; ``harnesses`` (one key per row) adds the overhead fitted for the row's harness."""
+    extra = [params.get(HARNESS_PREFIX + h, 0.0) for h in harnesses] if harnesses is not None else [0.0] * len(parts)
     return np.array([
         np.maximum(compute / _efficiencies(labels, params), memory / params["bandwidth_derating"]).sum()
-        + n_layers * params["layer_overhead_s"] + params["inference_overhead_s"] + fixed
+        + n_layers * params["layer_overhead_s"] + params["inference_overhead_s"] + harness + fixed
         + sum(seconds * params.get(key, 0.0) for key, seconds in conversions) / params["bandwidth_derating"]
-        for compute, memory, n_layers, fixed, labels, conversions in parts
+        for (compute, memory, n_layers, fixed, labels, conversions), harness in zip(parts, extra)
     ])
 
 
@@ -184,7 +204,7 @@ def _efficiency_names(before: dict[str, float], parts=None) -> list[str]:
 
 
 def _params_fitted(n_rows: int, efficiencies: list[str], io_bytes: list[str] = (),
-                   n_workloads: int | None = None) -> list[str]:
+                   n_workloads: int | None = None, harnesses: list[str] = (), n_timings: int | None = None) -> list[str]:
     """The efficiencies, then the overheads and the derating as the number of rows allows (the per-inference
     overhead only with a row to spare for it: with as many parameters as rows a fit interpolates), then the
     conversion bytes ``io_bytes`` where twice as many rows as parameters are left over.
@@ -192,7 +212,12 @@ def _params_fitted(n_rows: int, efficiencies: list[str], io_bytes: list[str] = (
     ``n_workloads`` counts the distinct (model, input size, batch) among the rows: rows of one workload at
     several precisions tell the efficiencies apart but nothing about the derating and overheads, which only
     differently shaped workloads separate; so beyond the efficiencies' level (set by one workload) each of
-    those needs a workload of its own, not merely a row."""
+    those needs a workload of its own, not merely a row.
+
+    ``harnesses``: the harness overheads that could be told apart (each harness with two workloads of its own);
+    fitted beside the per-inference overhead where a timing per parameter is left for them. ``n_timings``
+    counts the distinct (workload, harness) pairs: one workload timed by two harnesses tells their overheads
+    apart, though nothing more about the device's shape."""
     spare = n_rows - len(efficiencies)
     if n_workloads is not None:
         spare = min(spare, n_workloads - 1)
@@ -203,12 +228,17 @@ def _params_fitted(n_rows: int, efficiencies: list[str], io_bytes: list[str] = (
     if spare < 4:
         return [*efficiencies, "bandwidth_derating", "layer_overhead_s"]
     fitted = [*efficiencies, "bandwidth_derating", "layer_overhead_s", "inference_overhead_s"]
-    return fitted + list(io_bytes) if spare >= 2 * (4 + len(io_bytes)) else fitted
+    timings = n_rows - len(efficiencies) if n_timings is None else min(n_rows - len(efficiencies), n_timings - 1)
+    if len(harnesses) > 1 and timings >= 4 + len(harnesses):
+        fitted += list(harnesses)
+    return fitted + list(io_bytes) if spare >= 2 * (len(fitted) - len(efficiencies) + len(io_bytes)) else fitted
 
 
 def _bounds(name: str) -> tuple[float, float]:
     if name.startswith(_BYTE_PREFIXES):
         return BOUNDS["io_bytes"]
+    if name.startswith(HARNESS_PREFIX):
+        return BOUNDS["inference_overhead_s"]
     return BOUNDS["efficiency"] if name.startswith("efficiency") else BOUNDS[name]
 
 
@@ -229,23 +259,42 @@ def _conversion_names(parts, measured: np.ndarray, before: dict[str, float]) -> 
     return names
 
 
-def _fit(parts, measured: np.ndarray, before: dict[str, float], workloads=None):
+def _harness_names(workloads, harnesses) -> list[str]:
+    """``harness_overhead_s:KEY`` for each harness with at least two workloads of its own among the rows."""
+    if harnesses is None:
+        return []
+    keys = workloads if workloads is not None else range(len(harnesses))
+    seen: dict[str, set] = {}
+    for harness, key in zip(harnesses, keys):
+        seen.setdefault(harness, set()).add(key)
+    return [HARNESS_PREFIX + h for h, keys_of in seen.items() if len(keys_of) >= 2]
+
+
+def _fit(parts, measured: np.ndarray, before: dict[str, float], workloads=None, harnesses=None):
     """Least squares on log latency with a weak prior towards ``before``; (params, result, fitted names).
 
     ``workloads``: one hashable key per row naming its workload (model, input size, batch), which bounds the
-    number of shape parameters fitted (see ``_params_fitted``); None counts every row as its own workload."""
+    number of shape parameters fitted (see ``_params_fitted``); None counts every row as its own workload.
+    ``harnesses``: one key per row naming the harness that timed it (:func:`measurement_harness`). Where rows come
+    from several, each gets an overhead of its own on top of the device's per-inference overhead, pulled
+    towards 0: the device keeps the part every harness pays, and one harness's host copies or timer do not
+    leak into the others' predictions (a TensorRT 3.0 harness timing MobileNet v1 at 12.9 ms in FP16 and FP32
+    alike put 3.8 ms of per-inference overhead on every Jetson TX2 prediction)."""
     n_workloads = None if workloads is None else len(set(workloads))
     fitted = _params_fitted(len(measured), _efficiency_names(before, parts),
-                            _conversion_names(parts, measured, before), n_workloads)
+                            _conversion_names(parts, measured, before), n_workloads,
+                            _harness_names(workloads, harnesses),
+                            None if workloads is None or harnesses is None else len(set(zip(workloads, harnesses))))
+    before = {**before, **{name: 0.0 for name in fitted if name.startswith(HARNESS_PREFIX)}}
 
     def to_x(name: str, value: float) -> float:
-        return value * 1e3 if name in OVERHEADS else float(np.log10(value))
+        return value * 1e3 if _in_milliseconds(name) else float(np.log10(value))
 
     def to_params(x: np.ndarray) -> dict[str, float]:
         params = dict(before)
         for name, value in zip(fitted, x):
-            params[name] = float(value * 1e-3 if name in OVERHEADS else 10.0 ** value)
-            if name in OVERHEADS and params[name] < 1e-9:  # at its bound of 0, up to the solver's rounding
+            params[name] = float(value * 1e-3 if _in_milliseconds(name) else 10.0 ** value)
+            if _in_milliseconds(name) and params[name] < 1e-9:  # at its bound of 0, up to the solver's rounding
                 params[name] = 0.0
         per_precision = [params[n] for n in fitted if n.startswith("efficiency_")]
         if per_precision:  # a precision without its own entry gets their geometric mean
@@ -261,7 +310,7 @@ def _fit(parts, measured: np.ndarray, before: dict[str, float], workloads=None):
     prior = PRIOR_WEIGHT / np.sqrt(len(measured))
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        data = np.log(_predict(parts, to_params(x))) - np.log(measured)
+        data = np.log(_predict(parts, to_params(x), harnesses)) - np.log(measured)
         return np.concatenate([data, prior * (x - x0)])
 
     # start strictly inside the bounds: from an overhead's bound of 0 the solver may never leave it
@@ -276,26 +325,31 @@ def _workload_keys(rows: pd.DataFrame) -> list[tuple]:
 
 
 def _cross_validate(parts, measured: np.ndarray, before: dict[str, float], models: np.ndarray,
-                    workloads=None) -> dict | None:
+                    workloads=None, harnesses=None) -> dict | None:
     """Leave-one-model-out: fit on the other models' rows, predict the left-out model's. None with one model.
 
     Returns the median absolute percentage error of those predictions and of the prior (the profile as
-    given) on the same rows, and the number of folds.
+    given) on the same rows, the number of folds, and every row's held-out prediction (``predicted_s``, in
+    row order) for per-precision breakdowns.
     """
     names = list(dict.fromkeys(models))
     if len(names) < 2:
         return None
     errors_fit, errors_prior = [], []
+    predicted = np.zeros(len(measured))
     for name in names:
         held = models == name
         train = [p for p, h in zip(parts, held) if not h]
         train_workloads = None if workloads is None else [w for w, h in zip(workloads, held) if not h]
-        params, _, _ = _fit(train, measured[~held], before, train_workloads)
+        train_harnesses = None if harnesses is None else [k for k, h in zip(harnesses, held) if not h]
+        params, _, _ = _fit(train, measured[~held], before, train_workloads, train_harnesses)
         test = [p for p, h in zip(parts, held) if h]
-        errors_fit += list(np.abs(_predict(test, params) / measured[held] - 1) * 100)
+        test_harnesses = None if harnesses is None else [k for k, h in zip(harnesses, held) if h]
+        predicted[held] = _predict(test, params, test_harnesses)
+        errors_fit += list(np.abs(predicted[held] / measured[held] - 1) * 100)
         errors_prior += list(np.abs(_predict(test, before) / measured[held] - 1) * 100)
     return {"folds": len(names), "mdape_fit": float(np.median(errors_fit)),
-            "mdape_prior": float(np.median(errors_prior))}
+            "mdape_prior": float(np.median(errors_prior)), "predicted_s": predicted.tolist()}
 
 
 def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | os.PathLike | None = None
@@ -325,13 +379,14 @@ def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | 
         before.update({f"efficiency_{label}": float(base.efficiency_for(label)) for label in labels})
     before.update(_conversion_bytes(parts, base))
     workloads = _workload_keys(rows)
-    after, result, fitted = _fit(parts, measured, before, workloads)
-    cv = _cross_validate(parts, measured, before, rows["model"].to_numpy(str), workloads)
+    harnesses = [measurement_harness(source) for source in rows["source"]]
+    after, result, fitted = _fit(parts, measured, before, workloads, harnesses)
+    cv = _cross_validate(parts, measured, before, rows["model"].to_numpy(str), workloads, harnesses)
 
     table = rows[["model", "input_size", "batch_size", "precision"]].copy()
     table["measured_s"] = measured
     table["before_s"] = _predict(parts, before)
-    table["after_s"] = _predict(parts, after)
+    table["after_s"] = _predict(parts, after, harnesses)
     table["error_before_pct"] = 100 * (table["before_s"] / measured - 1)
     table["error_after_pct"] = 100 * (table["after_s"] / measured - 1)
 
@@ -343,7 +398,13 @@ def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | 
             f"measured rows of {Path(str(source)).name} for {base.name} ({models}; precisions "
             f"{', '.join(dict.fromkeys(rows['precision'].astype(str)))}; batches "
             f"{', '.join(map(str, sorted(set(rows['batch_size'].astype(int)))))}){held_out}")
-    notes = {k: note for k in fitted}
+    harness_s = {k.removeprefix(HARNESS_PREFIX): after[k] for k in fitted if k.startswith(HARNESS_PREFIX)}
+    fitted_here = [k for k in fitted if not k.startswith(HARNESS_PREFIX)]  # a harness's overhead is not the device's
+    notes = {k: note for k in fitted_here}
+    if harness_s:
+        notes["inference_overhead_s"] = (f"{note}; the part every harness pays (each harness's own on top, not "
+                                         "part of this profile: " + ", ".join(f"{h} {v * 1e3:.3g} ms"
+                                                                              for h, v in harness_s.items()) + ")")
     name = Path(out_path).stem if out_path is not None else base.name
     scalars = {k: after[k] for k in fitted if k in PARAMS}
     if any(k.startswith("efficiency_") for k in fitted):  # the default for other precisions moved with them
@@ -365,7 +426,7 @@ def calibrate(profile: str | HardwareProfile, measurements_csv, out_path: str | 
                                   **byte_maps, name=name, notes=notes, priors=priors)
     report = CalibrationReport(device=base.name, fitted=fitted, params_before=before, params_after=after,
                                rows=table, success=bool(result.success), message=str(result.message),
-                               extra={"cross_validation": cv})
+                               extra={"cross_validation": cv, "harness_overheads_s": harness_s})
     if out_path is not None:
         refused = _refusal(cv)
         if refused:

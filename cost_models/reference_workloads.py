@@ -146,6 +146,75 @@ class _MobileNetV2(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
 
 
+def _divisible(value: float, divisor: int = 8) -> int:
+    """``value`` rounded to a multiple of ``divisor``, never more than 10% below it (MobileNet's channel rule)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+class _SqueezeExcite(nn.Module):
+    """Channel attention: global average, a 1x1 bottleneck (a quarter of the channels), hard sigmoid, rescale."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        squeeze = _divisible(channels / 4)
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, squeeze, 1), nn.ReLU(),
+                                  nn.Conv2d(squeeze, channels, 1), nn.Hardsigmoid())
+
+    def forward(self, x):
+        return x * self.gate(x)
+
+
+class _MobileNetV3Block(nn.Module):
+    def __init__(self, cin: int, k: int, hidden: int, cout: int, se: bool, act: type[nn.Module], stride: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        if hidden != cin:
+            layers += [nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), act()]
+        layers += [nn.Conv2d(hidden, hidden, k, stride, k // 2, groups=hidden, bias=False), nn.BatchNorm2d(hidden),
+                   act()]
+        layers += [_SqueezeExcite(hidden)] if se else []
+        layers += [nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+#: MobileNetV3 (Howard et al. 2019, Tables 1-2): per block (kernel, expanded channels, output channels,
+#: squeeze-excite, hard-swish, stride); then the last 1x1 convolution's channels and the classifier's hidden width.
+_MOBILENET_V3_PLANS = {
+    "large": ([(3, 16, 16, 0, 0, 1), (3, 64, 24, 0, 0, 2), (3, 72, 24, 0, 0, 1), (5, 72, 40, 1, 0, 2),
+               (5, 120, 40, 1, 0, 1), (5, 120, 40, 1, 0, 1), (3, 240, 80, 0, 1, 2), (3, 200, 80, 0, 1, 1),
+               (3, 184, 80, 0, 1, 1), (3, 184, 80, 0, 1, 1), (3, 480, 112, 1, 1, 1), (3, 672, 112, 1, 1, 1),
+               (5, 672, 160, 1, 1, 2), (5, 960, 160, 1, 1, 1), (5, 960, 160, 1, 1, 1)], 960, 1280),
+    "small": ([(3, 16, 16, 1, 0, 2), (3, 72, 24, 0, 0, 2), (3, 88, 24, 0, 0, 1), (5, 96, 40, 1, 1, 2),
+               (5, 240, 40, 1, 1, 1), (5, 240, 40, 1, 1, 1), (5, 120, 48, 1, 1, 1), (5, 144, 48, 1, 1, 1),
+               (5, 288, 96, 1, 1, 2), (5, 576, 96, 1, 1, 1), (5, 576, 96, 1, 1, 1)], 576, 1024),
+}
+
+
+class _MobileNetV3(nn.Module):
+    """MobileNetV3-Large or -Small as torchvision defines them (width 1.0): hard-swish, squeeze-excite blocks."""
+
+    def __init__(self, size: str, num_classes: int):
+        super().__init__()
+        plan, last, hidden_fc = _MOBILENET_V3_PLANS[size]
+        layers: list[nn.Module] = [nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.Hardswish()]
+        cin = 16
+        for k, hidden, cout, se, hswish, stride in plan:
+            layers.append(_MobileNetV3Block(cin, k, hidden, cout, bool(se), nn.Hardswish if hswish else nn.ReLU,
+                                            stride))
+            cin = cout
+        layers += [nn.Conv2d(cin, last, 1, bias=False), nn.BatchNorm2d(last), nn.Hardswish()]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Linear(last, hidden_fc), nn.Hardswish(), nn.Linear(hidden_fc, num_classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
 _VGG_PLANS = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -270,6 +339,8 @@ REFERENCE_MODELS: dict[str, Callable[[int], nn.Module]] = {
     "resnet152": lambda n: _ResNet(_Bottleneck, (3, 8, 36, 3), n),
     "mobilenet_v1": _MobileNetV1,
     "mobilenet_v2": _MobileNetV2,
+    "mobilenet_v3_large": lambda n: _MobileNetV3("large", n),
+    "mobilenet_v3_small": lambda n: _MobileNetV3("small", n),
     "ssd_mobilenet_v1": _SSDMobileNetV1,
     "vgg11": lambda n: _vgg(11, n),
     "vgg13": lambda n: _vgg(13, n),

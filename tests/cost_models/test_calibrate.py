@@ -151,3 +151,27 @@ def test_a_precision_the_rows_never_ran_is_not_fitted_and_keeps_its_prior():
     assert params["efficiency_fp16"] < 0.35  # moved from the prior 0.4 towards the true 0.2
     assert params["efficiency_int8"] == 0.4  # its prior
     assert params["efficiency"] == params["efficiency_fp16"]  # the fallback: the fitted ones' geometric mean
+
+
+def test_a_harness_overhead_stays_with_its_harness():
+    """Two harnesses time the same device; one adds 5 ms to every inference (host copies, a slow timer). The
+    device's per-inference overhead is the part both pay, and the 5 ms is that harness's alone: the profile
+    does not carry it into the other harness's predictions."""
+    cal = _calibrate_module()
+    shipped = load_profile("jetson-orin-nano")
+    slow, fast = _frame("jetson-orin-nano", WIDE), _frame("jetson-orin-nano", WIDE)
+    slow["source"] = "https://github.com/someone/slow-harness/blob/0/README.md (table 1)"
+    fast["source"] = "https://github.com/other/engine-timer/blob/0/results.md"
+    slow["latency_ms"] = predict_ms(shipped.with_params(**TRUTH), slow) + 5.0
+    fast["latency_ms"] = predict_ms(shipped.with_params(**TRUTH), fast)
+    calibrated, report = calibrate("jetson-orin-nano", pd.concat([slow, fast], ignore_index=True))
+    assert report.extra["harness_overheads_s"]["someone/slow-harness"] == pytest.approx(5e-3, rel=0.05)
+    assert report.extra["harness_overheads_s"]["other/engine-timer"] == pytest.approx(0.0, abs=5e-5)
+    assert calibrated.inference_overhead_s == pytest.approx(TRUTH["inference_overhead_s"], rel=0.15)
+    assert report.mdape_after < 1.0
+    assert cal.measurement_harness(slow["source"][0]) == "someone/slow-harness"
+    assert cal.measurement_harness("https://coral.ai/docs/edgetpu/benchmarks/ (Table 1)") == \
+        "https://coral.ai/docs/edgetpu/benchmarks/"
+    # One harness: nothing to tell apart, no harness overhead is fitted.
+    _, single = calibrate("jetson-orin-nano", fast)
+    assert single.extra["harness_overheads_s"] == {}
