@@ -137,8 +137,13 @@ def run_arm(model, data, target: str, settings: dict, seed: int, args, model_nam
     result = hwqnn.search(copy.deepcopy(model), data.train, data.test, target=target, pretrain_epochs=0,
                           batch_size=128, augment=True, lr=2e-3, finetune_lr=1e-3, seed=seed,
                           meta={"model": model_name, "num_classes": 10, "data": "cifar10"}, **settings)
+    reference = result.metrics["reference_w8a8"]["latency_s"]
+    searched = [{"epoch": h["epoch"], "relaxed_latency_ratio": h["latency_s"] / reference,
+                 **{k: h[k] for k in ("lambda_latency_s", "lambda_fill", "mean_w_bits", "mean_a_bits", "temperature",
+                                      "val_accuracy") if k in h}}
+                for h in result.history if h["phase"] == "search"]
     return {"accuracy": result.metrics["quantized_accuracy"],  # costs and reference at the cost batch
-            "latency_ratio": result.metrics["costs"]["latency_s"] / result.metrics["reference_w8a8"]["latency_s"],
+            "latency_ratio": result.metrics["costs"]["latency_s"] / reference, "search_history": searched,
             "within_budget": result.metrics.get("within_budget"),
             "finalize_check": result.metrics.get("finalize_check"),
             "policy": result.policy.to_dict()["layers"], "seconds": time.perf_counter() - start}

@@ -72,6 +72,16 @@ def fraction(text: str) -> float:
     return value
 
 
+def fraction_or_off(text: str) -> float | str:
+    """A :func:`fraction`, or ``off``."""
+    if str(text).strip().lower() in ("off", "none"):
+        return "off"
+    try:
+        return fraction(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1] or 'off', got {text!r}") from None
+
+
 def device(text: str) -> str:
     """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (whether it is present is checked when used)."""
     value = str(text).strip().lower()

@@ -43,6 +43,10 @@ def register(subparsers) -> None:
     p.add_argument("--warm-start-bits", choices=("hawq", "none"), default=None,
                    help="where the learned bits start: 'hawq' (default), the Hessian-aware (--method hawq) policy, a "
                         "point within the budgets; 'none', the top of --bits-range")
+    p.add_argument("--budget-fill", type=types.fraction_or_off, default=None, metavar="SHARE",
+                   help="during the search, keep the tightest budget at least this full (default 0.97): unspent "
+                        "budget is accuracy left unused; 1 targets the budget exactly; 'off': budgets as upper "
+                        "bounds only")
     p.add_argument("--bilevel", action="store_true",
                    help="DNAS-style updates: scheme logits and bits step on a held-out 20%% of the training data, "
                         "the weights on the rest (default: joint updates on every batch)")
@@ -105,6 +109,8 @@ def run(args) -> int:
         overrides["batch_size"] = args.batch_size
     if args.single_path is not None:
         overrides["single_path"] = args.single_path
+    if args.budget_fill is not None:
+        overrides["budget_fill"] = None if args.budget_fill == "off" else args.budget_fill
     if args.warm_start_bits is not None:
         overrides["warm_start_bits"] = None if args.warm_start_bits == "none" else args.warm_start_bits
     if built.meta["data"] == "cifar10":

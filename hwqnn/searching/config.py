@@ -37,7 +37,9 @@ class SearchConfig:
     bilevel: bool = False  # DNAS-style: scheme logits and bits step on a held-out 20% of the training data, weights on the rest
     rho: float = 1.0
     dual_lr: float = 0.05
+    budget_fill: float | None = 0.97  # the search keeps its tightest budget at least this full (None: upper bounds only)
     sensitivity_weight: float = 10.0
+    finalize_sensitivity: str = "hessian"  # finalize MILP's sensitivity: Hessian-trace-weighted error, or "mse"
     prior_weight: float = 1.0  # weight of -log p(scheme) in the finalize MILP
     bits_weight: float = 0.25  # weight of (bits - learned b~)^2 in the finalize MILP
     device_cost_weight: float = 10.0  # weight of latency + energy (fractions of w8a8) in the finalize MILP
@@ -58,8 +60,13 @@ class SearchConfig:
         for name in ("pretrain_epochs", "search_epochs", "finetune_epochs"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.finalize_sensitivity not in ("hessian", "mse"):
+            raise ConfigError(f"finalize_sensitivity must be 'hessian' or 'mse', got {self.finalize_sensitivity!r}")
         if self.warm_start_bits not in (None, "hawq"):
             raise ConfigError(f"warm_start_bits must be None or 'hawq', got {self.warm_start_bits!r}")
+        if self.budget_fill is not None and not 0.0 < self.budget_fill <= 1.0:
+            raise ConfigError(f"budget_fill must be in (0, 1] (a share of the tightest budget) or None, "
+                              f"got {self.budget_fill!r}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         self.bits_range = tuple(self.bits_range)

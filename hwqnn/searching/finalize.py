@@ -7,8 +7,11 @@ The objective stays close to what the search learned and to what the data says:
   the logits at temperature 1): the search's preference, as a cost rather than a hard rule;
 * ``bits_weight * (effective bits - b~)^2``, the distance to the learned continuous bitwidth (binary
   counts as 1 bit and ternary as 2, whatever ``b~``: a slot that learned 6 bits is far from binary);
-* ``sensitivity_weight * relative quantization MSE`` of the layer's real weight / input activation at
-  that option, measured on a batch of training data;
+* ``sensitivity_weight * sensitivity`` of the option: by default (``finalize_sensitivity="hessian"``) HAWQ-V3's
+  second-order loss increase ``Tr(H) / n * ||Q(x) - x||^2`` of the layer's weight / input activation, with
+  Hessian traces of the searched model, scaled so the largest option costs 1; a layer the loss is flat in
+  may take coarse options, one it is curved in may not. With ``"mse"``: the option's relative quantization
+  MSE, every layer alike. Both on a batch of training data;
 * ``device_cost_weight * (latency / w8a8 latency + energy / w8a8 energy)`` of the option: a tie-breaker
   toward what the device runs cheaper, so unbudgeted costs do not grow for nothing.
 
@@ -358,17 +361,39 @@ def options_by(space, objective, schemes: Sequence[str] | None = None) -> list[L
     return out
 
 
+def normalise_objectives(layers: Sequence[LayerOptions]) -> float:
+    """Divide every option's objective by the largest one (in place), so it peaks at 1; returns that scale."""
+    scale = max(max(float(np.max(lo.weight_objective, initial=0)), float(np.max(lo.act_objective, initial=0)))
+                for lo in layers) or 1.0
+    for lo in layers:
+        lo.weight_objective, lo.act_objective = lo.weight_objective / scale, lo.act_objective / scale
+    return scale
+
+
 def build_options(space, captured: Mapping[int, torch.Tensor], sensitivity_weight: float = 10.0, prior_weight: float = 1.0,
-                  bits_weight: float = 0.25) -> list[LayerOptions]:
-    """Every (scheme, bits) option of every slot, with the search's objective terms (see the module doc)."""
+                  bits_weight: float = 0.25, sensitivity=None) -> list[LayerOptions]:
+    """Every (scheme, bits) option of every slot, with the search's objective terms (see the module doc).
+
+    ``sensitivity``: an objective ``(slot, options) -> costs`` (e.g. the Hessian-weighted perturbation of
+    :func:`~hwqnn.searching.hessian.second_order_perturbation`), scaled so its largest option costs 1, in
+    place of each option's relative quantization MSE on ``captured``."""
+    if sensitivity is not None:
+        weighted = options_by(space, sensitivity)
+        normalise_objectives(weighted)
+        by_slot = {}
+        for lo, op in zip(weighted, space.ops):
+            by_slot[id(op.weight_slot)], by_slot[id(op.act_slot)] = lo.weight_objective, lo.act_objective
 
     def objective(slot, options: list[Option]) -> list[float]:
         learned = float(slot.continuous_bits().detach())
         prior = _scheme_prior(slot)
+        if sensitivity is None:
+            errors = [relative_error(slot, o.scheme, o.bits, captured.get(id(slot))) for o in options]
+        else:
+            errors = by_slot[id(slot)]
         return [bits_weight * (slot.candidates[o.scheme].effective_bits(o.bits) - learned) ** 2
-                + prior_weight * prior[o.scheme]
-                + sensitivity_weight * relative_error(slot, o.scheme, o.bits, captured.get(id(slot)))
-                for o in options]
+                + prior_weight * prior[o.scheme] + sensitivity_weight * error
+                for o, error in zip(options, errors)]
 
     return options_by(space, objective)
 
@@ -413,14 +438,15 @@ def add_device_cost(layers: Sequence[LayerOptions], tables, reference: Mapping[s
 def finalize_policy(space, bounds: Mapping[str, float], target: str, captured: Mapping[int, torch.Tensor],
                     sensitivity_weight: float = 10.0, prior_weight: float = 1.0,
                     bits_weight: float = 0.25, device_cost_weight: float = 10.0,
-                    reference: Mapping[str, float] | None = None) -> tuple[Policy, dict[str, float], dict]:
+                    reference: Mapping[str, float] | None = None, sensitivity=None
+                    ) -> tuple[Policy, dict[str, float], dict]:
     """Schemes and bits of every layer by one MILP over all (scheme, bits) options.
 
     Returns (policy, MILP totals, info); ``info["schemes_changed"]`` lists the slots whose chosen scheme
     differs from the search's argmax. Raises BudgetInfeasibleError with the smallest value of each
     budgeted cost reachable on the target (relative to ``reference``, the w8a8 costs) when no option fits.
     """
-    layers = build_options(space, captured, sensitivity_weight, prior_weight, bits_weight)
+    layers = build_options(space, captured, sensitivity_weight, prior_weight, bits_weight, sensitivity)
     tables = option_costs(space.cost_model, space.ops, layers)
     if reference and device_cost_weight:
         add_device_cost(layers, tables, reference, device_cost_weight)

@@ -266,3 +266,15 @@ def test_strict_fails_before_training_when_an_op_would_stay_float(tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "would stay float: bilinear" in err[0], err
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize(("flags", "expected"), [([], None), (["--budget-fill", "0.9"], 0.9),
+                                                 (["--budget-fill", "off"], "off")])
+def test_budget_fill_flag(captured, flags, expected):
+    assert main(["search", *flags]) == 0
+    assert captured["args"].budget_fill == expected  # None: SearchConfig's default (0.97)
+
+
+def test_a_bad_budget_fill_is_one_clear_line(capsys):
+    assert main(["search", "--budget-fill", "1.5"]) == 2
+    assert "argument --budget-fill: expected a number in (0, 1] or 'off', got '1.5'" in capsys.readouterr().err

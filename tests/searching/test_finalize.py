@@ -23,12 +23,12 @@ from hwqnn.searching.finalize import (
 from hwqnn.searching.space import SearchSpace
 
 
-def _space(tiny_cnn, digits, favour: str):
+def _space(tiny_cnn, digits, favour: str, target: str = "jetson-orin-nano"):
     example = digits.train[0][0][None]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         qmodel = hwqnn.convert(tiny_cnn, example).set_search()
-    cost_model = cost_models.CostModel(qmodel.workload, cost_models.load_profile("jetson-orin-nano"))
+    cost_model = cost_models.CostModel(qmodel.workload, cost_models.load_profile(target))
     space = SearchSpace(qmodel, cost_model)
     with torch.no_grad():
         for slot in space.slots():
@@ -155,3 +155,29 @@ def test_device_cost_term_never_makes_latency_plus_energy_worse(tiny_cnn, digits
 
     assert device(aware) <= device(plain) + 1e-9
     assert aware["size_bytes"] <= bounds["size_bytes"]
+
+
+def test_a_sensitive_layer_gets_the_bits_a_flat_one_gives_up(tiny_cnn, digits):
+    """With a sensitivity that knows which layers matter (here: the largest layer's weight error costs 100x
+    the others', as a large Hessian trace would make it), the MILP spends the budget on that layer."""
+    from hwqnn.searching.finalize import relative_error
+
+    space, captured, cost_model = _space(tiny_cnn, digits, "uniform", "bitfusion")  # sub-byte storage
+    sizes = {layer.name: layer.weight_elems for layer in cost_model.workload.layers}
+    largest = max(space.ops, key=lambda op: sizes[op.layer_name])  # the one a size budget squeezes first
+    first = largest.weight_slot
+
+    def sensitivity(slot, options):
+        weight = 100.0 if slot is first else 1.0
+        return [weight * relative_error(slot, o.scheme, o.bits, captured.get(id(slot))) for o in options]
+
+    bound = _size_of_w4a4(cost_model, space)
+    flat, _, _ = finalize_policy(space, {"size_bytes": bound}, "bitfusion", captured, bits_weight=0.0,
+                                 prior_weight=0.0, device_cost_weight=0.0)
+    weighted, totals, _ = finalize_policy(space, {"size_bytes": bound}, "bitfusion", captured,
+                                          bits_weight=0.0, prior_weight=0.0, device_cost_weight=0.0,
+                                          sensitivity=sensitivity)
+    name = largest.layer_name
+    first_bits = lambda p: p.resolve(name).w_bits  # noqa: E731
+    assert totals["size_bytes"] <= bound
+    assert first_bits(weighted) > first_bits(flat), (first_bits(flat), first_bits(weighted))

@@ -27,6 +27,7 @@ from ... import distributed
 from ...policy import Policy
 from ..constraints import AugmentedLagrangian
 from ..finalize import capture_slot_inputs, finalize_policy, nearest_to_argmax
+from ..hessian import second_order_perturbation
 from ..train import alternating_epoch
 from .base import Strategy, register_strategy
 
@@ -49,7 +50,8 @@ class DnasStrategy(Strategy):
 
     def __init__(self, problem, config) -> None:
         super().__init__(problem, config)
-        self.lagrangian = AugmentedLagrangian(problem.bounds, rho=config.rho, dual_lr=config.dual_lr)
+        self.lagrangian = AugmentedLagrangian(problem.bounds, rho=config.rho, dual_lr=config.dual_lr,
+                                              fill=config.budget_fill)
 
     def state_dict(self) -> dict:
         return {"lagrangian": self.lagrangian.state_dict()}
@@ -105,7 +107,8 @@ class DnasStrategy(Strategy):
             stats.update({k: float(costs[k]) for k in COST_KEYS})
             stats.update({"mean_w_bits": w_bits, "mean_a_bits": a_bits, "temperature": temperature,
                           "scheme_entropy": space.scheme_entropy(),
-                          **{f"lambda_{k}": v for k, v in lagrangian.multipliers.items()}})
+                          **{f"lambda_{k}": v for k, v in lagrangian.multipliers.items()},
+                          **({"lambda_fill": lagrangian.fill_multiplier} if lagrangian.fill is not None else {})})
             run.end_epoch("search", stats, optimizers, [w_sched])
             bar.update(1)
             bar.set_postfix(acc=f"{stats['val_accuracy']:.1f}%", wbits=f"{w_bits:.2f}", abits=f"{a_bits:.2f}")
@@ -114,11 +117,12 @@ class DnasStrategy(Strategy):
     def finalize(self, run) -> Policy:
         cfg, problem = run.config, run.problem
         captured = capture_slot_inputs(run.qmodel, run.calibration_batch())
+        sensitivity = second_order_perturbation(run)[0] if cfg.finalize_sensitivity == "hessian" else None
 
         def solve(scale: float):
             return finalize_policy(run.space, problem.bounds, problem.target, captured, cfg.sensitivity_weight,
                                    cfg.prior_weight * scale, cfg.bits_weight * scale, cfg.device_cost_weight,
-                                   problem.reference)
+                                   problem.reference, sensitivity)
 
         def rounded_argmax():
             policy, totals = nearest_to_argmax(run.space, problem.bounds, problem.target, problem.reference)
