@@ -58,14 +58,20 @@ def _in_milliseconds(name: str) -> bool:
 
 
 def measurement_harness(source: str) -> str:
-    """The harness a row was timed with, named by its source: a GitHub repository (``owner/name``), else the
-    source up to its first remark in parentheses. Rows of one harness share what it adds to each inference
-    (host copies, pre- and post-processing, the timer's own overhead); the rows of another harness do not."""
+    """The harness a row was timed with, named by its source: a GitHub repository (``owner/name``), another
+    URL up to its fragment or first remark, else the source up to its first ``:`` or remark in parentheses
+    (``hwqnn profiles measure`` rows share one harness whatever their repeats). Rows of one harness share what
+    it adds to each inference (host copies, pre- and post-processing, the timer's own overhead); the rows of
+    another harness do not."""
     import re
 
     text = str(source).strip()
     match = re.match(r"https?://github\.com/([^/\s]+/[^/\s#?]+)", text)
-    return match.group(1) if match else text.split(" (")[0].split("#")[0].strip()
+    if match:
+        return match.group(1)
+    if re.match(r"https?://", text):
+        return re.split(r"[\s#]", text, maxsplit=1)[0]
+    return re.split(r":| \(", text, maxsplit=1)[0].strip()
 
 
 @dataclass

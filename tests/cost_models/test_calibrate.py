@@ -172,6 +172,9 @@ def test_a_harness_overhead_stays_with_its_harness():
     assert cal.measurement_harness(slow["source"][0]) == "someone/slow-harness"
     assert cal.measurement_harness("https://coral.ai/docs/edgetpu/benchmarks/ (Table 1)") == \
         "https://coral.ai/docs/edgetpu/benchmarks/"
+    measured = "measured on this machine by hwqnn profiles measure: onnxruntime 1.23 CPUExecutionProvider, {}"
+    assert cal.measurement_harness(measured.format("median of 15 runs")) == \
+        cal.measurement_harness(measured.format("median of 5 runs")) == "measured on this machine by hwqnn profiles measure"
     # One harness: nothing to tell apart, no harness overhead is fitted.
     _, single = calibrate("jetson-orin-nano", fast)
     assert single.extra["harness_overheads_s"] == {}
