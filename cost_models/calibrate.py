@@ -26,6 +26,7 @@ ops at the width the export runs them and the policy as restricted to the profil
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,8 +64,6 @@ def measurement_harness(source: str) -> str:
     (``hwqnn profiles measure`` rows share one harness whatever their repeats). Rows of one harness share what
     it adds to each inference (host copies, pre- and post-processing, the timer's own overhead); the rows of
     another harness do not."""
-    import re
-
     text = str(source).strip()
     match = re.match(r"https?://github\.com/([^/\s]+/[^/\s#?]+)", text)
     if match:

@@ -116,8 +116,9 @@ class DnasStrategy(Strategy):
 
     def finalize(self, run) -> Policy:
         cfg, problem = run.config, run.problem
-        captured = capture_slot_inputs(run.qmodel, run.calibration_batch())
+        # the Hessian sensitivity takes its own slot inputs; the relative MSE needs a calibration batch's
         sensitivity = second_order_perturbation(run)[0] if cfg.finalize_sensitivity == "hessian" else None
+        captured = {} if sensitivity else capture_slot_inputs(run.qmodel, run.calibration_batch())
 
         def solve(scale: float):
             return finalize_policy(run.space, problem.bounds, problem.target, captured, cfg.sensitivity_weight,
