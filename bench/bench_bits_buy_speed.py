@@ -193,6 +193,8 @@ def main() -> None:
     p.add_argument("--pretrain-epochs", type=int, default=8, help="float pretraining when no cached weights exist")
     p.add_argument("--work", default="runs/bits_buy_speed")
     p.add_argument("--max-runs", type=int, default=None, help="train at most this many uncached arms, then report")
+    p.add_argument("--arms", default="search,hawq,uniform",
+                   help="which kinds of arm to train (comma-separated); cached arms of every kind are reported")
     p.add_argument("--cached", action="store_true", help="only report the arms already run (nothing is trained)")
     p.add_argument("--plot-dir", default=None, help="draw accuracy vs latency per target and model here (PNG)")
     args = p.parse_args()
@@ -217,7 +219,8 @@ def main() -> None:
                 for name, settings in chosen.items():
                     cache = work / target / model_name / f"{name.replace(' ', '_').replace('@', '')}_seed{seed}.json"
                     if not cache.is_file():
-                        if args.cached or (args.max_runs is not None and trained >= args.max_runs):
+                        wanted = name.split()[0] in args.arms.split(",")
+                        if args.cached or not wanted or (args.max_runs is not None and trained >= args.max_runs):
                             continue
                         record = run_arm(model, data, target, settings, seed, args, model_name)
                         cache.parent.mkdir(parents=True, exist_ok=True)

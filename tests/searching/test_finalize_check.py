@@ -127,3 +127,38 @@ def test_the_argmax_network_rounded_onto_a_budget_keeps_its_schemes_where_it_can
     # under the budget some bits come down from the learned 7, none goes up
     bits = [b for lp in chosen.values() for b in (lp.w_bits, lp.a_bits)]
     assert max(bits) <= 7 and min(bits) < 7
+
+
+def test_the_slack_a_rounded_network_leaves_is_spent_where_the_sensitivity_says(tiny_cnn, digits):
+    from hwqnn.searching.finalize import nearest_to_argmax, spend_slack
+    from hwqnn.searching.space import SearchSpace
+
+    qmodel = _searching_model(tiny_cnn, digits)
+    cost_model = cost_models.CostModel(qmodel.workload, cost_models.load_profile("bitfusion"))
+    space = SearchSpace(qmodel, cost_model)
+    with torch.no_grad():
+        for slot in space.slots():
+            slot.bits.fill_(3.0)  # learned low: rounding stays at 3 bits, far under the budget
+            slot.logits.alpha.zero_()
+            slot.logits.alpha[slot.scheme_names.index("uniform")] = 1.0
+    reference = cost_model.evaluate(cost_models.resolve_precisions("w8a8", qmodel.workload.names))
+    bound = {"latency_s": 0.97 * reference.latency_s}
+    rounded, before = nearest_to_argmax(space, bound, "bitfusion", {"latency_s": reference.latency_s})
+    # one layer's weight is the only thing that matters: the slack goes there first
+    sensitive = space.ops[1].weight_slot
+
+    def sensitivity(slot, options):
+        return [(10.0 if slot is sensitive else 1.0) * 2.0 ** -slot.candidates[o.scheme].effective_bits(o.bits)
+                for o in options]
+
+    filled, after = spend_slack(space, rounded, bound, "bitfusion", sensitivity, {"latency_s": reference.latency_s})
+    assert before["latency_s"] < after["latency_s"] <= bound["latency_s"]
+    for op in space.ops:
+        old, new = rounded.resolve(op.layer_name), filled.resolve(op.layer_name)
+        assert (new.w_scheme, new.a_scheme) == (old.w_scheme, old.a_scheme)  # schemes are kept
+        assert new.w_bits >= old.w_bits and new.a_bits >= old.a_bits  # bits never go down
+    assert filled.resolve(space.ops[1].layer_name).w_bits == 8  # the sensitive weight gets the most
+    # with no room left, nothing changes
+    tight = {"latency_s": before["latency_s"]}
+    same, _ = spend_slack(space, rounded, tight, "bitfusion", sensitivity, {"latency_s": reference.latency_s})
+    assert same.to_dict() == rounded.to_dict()

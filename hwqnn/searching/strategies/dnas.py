@@ -10,7 +10,8 @@ bits, budgets aside) are both scored on the validation split before any fine-tun
 worse by more than ``FINALIZE_TOLERANCE`` points, the MILP is solved again with the search's scheme and
 bits preferences weighted up ``REWEIGHT`` times; if that is still too far below, the last fallback is the
 argmax network itself rounded onto the budget (``nearest_to_argmax``: the argmax schemes at the bits
-nearest the learned ones that the budgets allow). The best-scoring candidate is kept. The check is
+nearest the learned ones that the budgets allow), and that network again with the budget it leaves unused
+spent on the most sensitive slots (``spend_slack``). The best-scoring candidate is kept. The check is
 recorded in the policy's meta and in ``metrics.json`` (``finalize_check``).
 """
 
@@ -26,7 +27,7 @@ from cost_models import COST_KEYS
 from ... import distributed
 from ...policy import Policy
 from ..constraints import AugmentedLagrangian
-from ..finalize import capture_slot_inputs, finalize_policy, nearest_to_argmax
+from ..finalize import capture_slot_inputs, finalize_policy, nearest_to_argmax, relative_error, spend_slack
 from ..hessian import second_order_perturbation
 from ..train import alternating_epoch
 from .base import Strategy, register_strategy
@@ -129,9 +130,15 @@ class DnasStrategy(Strategy):
             policy, totals = nearest_to_argmax(run.space, problem.bounds, problem.target, problem.reference)
             return policy, totals, {"schemes_changed": []}
 
+        def spend(rounded):
+            objective = sensitivity or (lambda slot, options: [relative_error(slot, o.scheme, o.bits, captured.get(id(slot)))
+                                                              for o in options])
+            filled = spend_slack(run.space, rounded[0], problem.bounds, problem.target, objective, problem.reference)
+            return None if filled is None else (*filled, {"schemes_changed": []})
+
         policy, totals, info = solve(1.0)
         policy, totals, info, check = keep_what_was_learned(run, (policy, totals, info), lambda: solve(REWEIGHT),
-                                                            rounded_argmax)
+                                                            rounded_argmax, spend)
         policy.meta.update({"milp_totals": totals, **info, "finalize_check": check})
         return policy
 
@@ -162,10 +169,11 @@ def split_for_bilevel(data, seed: int):
     return tuple(TensorDataset(*(t[index] for t in data.tensors)) for index in (order[held:], order[:held]))
 
 
-def keep_what_was_learned(run, solved, resolve, rounded_argmax=None):
+def keep_what_was_learned(run, solved, resolve, rounded_argmax=None, spend=None):
     """Score the MILP's policy against the search's argmax network before fine-tuning (see the module doc);
     ``resolve()`` and ``rounded_argmax()`` give the two fallbacks, tried in that order while the best so far
-    is more than the tolerance below the argmax network. Returns the policy kept, its totals and info, and
+    is more than the tolerance below the argmax network; ``spend(rounded)`` (or None) gives the rounded
+    network with the budget it left unused spent, scored and kept where it does better. Returns the policy kept, its totals and info, and
     what the check found. The model's state and its slots' search mode are restored afterwards."""
     model = run.qmodel
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -189,7 +197,13 @@ def keep_what_was_learned(run, solved, resolve, rounded_argmax=None):
             nearest = rounded_argmax()
             check["rounded_argmax_accuracy"] = accuracy(nearest[0])
             if check["rounded_argmax_accuracy"] > best:
-                solved, check["kept"] = nearest, "the argmax network rounded onto the budget"
+                solved, best = nearest, check["rounded_argmax_accuracy"]
+                check["kept"] = "the argmax network rounded onto the budget"
+            filled = spend(nearest) if spend is not None else None
+            if filled is not None:
+                check["slack_spent_accuracy"] = accuracy(filled[0])
+                if check["slack_spent_accuracy"] > best:
+                    solved, check["kept"] = filled, "the argmax network rounded onto the budget, its slack spent"
     finally:
         model.load_state_dict(saved)
         model.set_search()
