@@ -139,8 +139,8 @@ def run_arm(model, data, target: str, settings: dict, seed: int, args, model_nam
                           meta={"model": model_name, "num_classes": 10, "data": "cifar10"}, **settings)
     reference = result.metrics["reference_w8a8"]["latency_s"]
     searched = [{"epoch": h["epoch"], "relaxed_latency_ratio": h["latency_s"] / reference,
-                 **{k: h[k] for k in ("lambda_latency_s", "lambda_fill", "mean_w_bits", "mean_a_bits", "temperature",
-                                      "val_accuracy") if k in h}}
+                 **{k: h[k] for k in ("lambda_latency_s", "lambda_fill", "curvature_loss", "mean_w_bits",
+                                      "mean_a_bits", "temperature", "val_accuracy") if k in h}}
                 for h in result.history if h["phase"] == "search"]
     return {"accuracy": result.metrics["quantized_accuracy"],  # costs and reference at the cost batch
             "latency_ratio": result.metrics["costs"]["latency_s"] / reference, "search_history": searched,
@@ -194,7 +194,8 @@ def main() -> None:
     p.add_argument("--work", default="runs/bits_buy_speed")
     p.add_argument("--max-runs", type=int, default=None, help="train at most this many uncached arms, then report")
     p.add_argument("--arms", default="search,hawq,uniform",
-                   help="which kinds of arm to train (comma-separated); cached arms of every kind are reported")
+                   help="which arms to train, by kind or whole name (comma-separated: 'hawq,uniform w4a6'); "
+                        "cached arms of every kind are reported")
     p.add_argument("--cached", action="store_true", help="only report the arms already run (nothing is trained)")
     p.add_argument("--plot-dir", default=None, help="draw accuracy vs latency per target and model here (PNG)")
     args = p.parse_args()
@@ -219,7 +220,7 @@ def main() -> None:
                 for name, settings in chosen.items():
                     cache = work / target / model_name / f"{name.replace(' ', '_').replace('@', '')}_seed{seed}.json"
                     if not cache.is_file():
-                        wanted = name.split()[0] in args.arms.split(",")
+                        wanted = {name, name.split()[0]} & set(args.arms.split(","))
                         if args.cached or not wanted or (args.max_runs is not None and trained >= args.max_runs):
                             continue
                         record = run_arm(model, data, target, settings, seed, args, model_name)

@@ -47,6 +47,10 @@ def register(subparsers) -> None:
                    help="during the search, keep the tightest budget at least this full (default 0.97): unspent "
                         "budget is accuracy left unused; 1 targets the budget exactly; 'off': budgets as upper "
                         "bounds only")
+    p.add_argument("--curvature-weight", type=types.non_negative, default=None, metavar="W",
+                   help="weight of the second-order (Hessian-trace-weighted) loss of each slot's expected "
+                        "quantization in the search's loss (default 0.5, the Taylor expansion's 1/2; 0: off, the "
+                        "first-order gradient only)")
     p.add_argument("--bilevel", action="store_true",
                    help="DNAS-style updates: scheme logits and bits step on a held-out 20%% of the training data, "
                         "the weights on the rest (default: joint updates on every batch)")
@@ -111,6 +115,8 @@ def run(args) -> int:
         overrides["single_path"] = args.single_path
     if args.budget_fill is not None:
         overrides["budget_fill"] = None if args.budget_fill == "off" else args.budget_fill
+    if args.curvature_weight is not None:
+        overrides["curvature_weight"] = args.curvature_weight
     if args.warm_start_bits is not None:
         overrides["warm_start_bits"] = None if args.warm_start_bits == "none" else args.warm_start_bits
     if built.meta["data"] == "cifar10":

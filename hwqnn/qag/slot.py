@@ -212,13 +212,24 @@ class QuantSlot(nn.Module):
             return F.gumbel_softmax(alpha, tau=self.temperature, hard=False)
         return torch.softmax(alpha / self.temperature, dim=0)
 
+    def scheme_probabilities(self) -> Tensor:
+        """``softmax(alpha / T)`` over the deployable candidates: what expected costs and losses weigh by."""
+        return torch.softmax(self._masked_alpha() / self.temperature, dim=0)
+
+    def candidate_bits(self) -> Tensor:
+        """The bits each candidate quantizes at now ``[S]``: ``b~`` clamped to its deployable bits, or its
+        fixed bits (binary, ternary); differentiable in ``b~``."""
+        bits = self.continuous_bits()
+        return torch.stack([bits.new_tensor(float(m.fixed_bits)) if m.fixed_bits is not None
+                            else self.scheme_bits(name, bits) for name, m in self.candidates.items()])
+
     def cost_candidates(self) -> tuple[Tensor, Tensor, Tensor]:
         """(probabilities [S], compute-kind index [S], effective bits [S]) for the cost models.
 
         Bit-independent schemes (binary, ternary) contribute their fixed bits; the others ``b~``.
         """
         bits = self.continuous_bits()
-        probs = torch.softmax(self._masked_alpha() / self.temperature, dim=0)
+        probs = self.scheme_probabilities()
         if self.pinned_float:
             n = len(self.scheme_names)
             return probs, torch.full((n,), COMPUTE_KINDS.index("float"), dtype=torch.long), bits.new_full((n,), 32.0)

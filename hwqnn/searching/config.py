@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from ..errors import ConfigError
@@ -37,6 +38,7 @@ class SearchConfig:
     bilevel: bool = False  # DNAS-style: scheme logits and bits step on a held-out 20% of the training data, weights on the rest
     rho: float = 1.0
     dual_lr: float = 0.05
+    curvature_weight: float = 0.5  # weight of the Hessian-weighted quantization loss in the search's loss (0: off)
     budget_fill: float | None = 0.97  # the search keeps its tightest budget at least this full (None: upper bounds only)
     sensitivity_weight: float = 10.0
     finalize_sensitivity: str = "hessian"  # finalize MILP's sensitivity: Hessian-trace-weighted error, or "mse"
@@ -64,6 +66,8 @@ class SearchConfig:
             raise ConfigError(f"finalize_sensitivity must be 'hessian' or 'mse', got {self.finalize_sensitivity!r}")
         if self.warm_start_bits not in (None, "hawq"):
             raise ConfigError(f"warm_start_bits must be None or 'hawq', got {self.warm_start_bits!r}")
+        if not (self.curvature_weight >= 0 and math.isfinite(self.curvature_weight)):
+            raise ConfigError(f"curvature_weight must be a finite number >= 0 (0: off), got {self.curvature_weight!r}")
         if self.budget_fill is not None and not 0.0 < self.budget_fill <= 1.0:
             raise ConfigError(f"budget_fill must be in (0, 1] (a share of the tightest budget) or None, "
                               f"got {self.budget_fill!r}")

@@ -278,3 +278,15 @@ def test_budget_fill_flag(captured, flags, expected):
 def test_a_bad_budget_fill_is_one_clear_line(capsys):
     assert main(["search", "--budget-fill", "1.5"]) == 2
     assert "argument --budget-fill: expected a number in (0, 1] or 'off', got '1.5'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flags", "expected"), [([], None), (["--curvature-weight", "0"], 0.0),
+                                                 (["--curvature-weight", "1.5"], 1.5)])
+def test_curvature_weight_flag(captured, flags, expected):
+    assert main(["search", *flags]) == 0
+    assert captured["args"].curvature_weight == expected  # None: SearchConfig's default (0.5)
+
+
+def test_a_bad_curvature_weight_is_one_clear_line(capsys):
+    assert main(["search", "--curvature-weight", "-1"]) == 2
+    assert "argument --curvature-weight: must be a finite number >= 0, got '-1'" in capsys.readouterr().err

@@ -27,6 +27,7 @@ from cost_models import COST_KEYS
 from ... import distributed
 from ...policy import Policy
 from ..constraints import AugmentedLagrangian
+from ..curvature import CurvaturePenalty
 from ..finalize import capture_slot_inputs, finalize_policy, nearest_to_argmax, relative_error, spend_slack
 from ..hessian import second_order_perturbation
 from ..train import alternating_epoch
@@ -53,13 +54,19 @@ class DnasStrategy(Strategy):
         super().__init__(problem, config)
         self.lagrangian = AugmentedLagrangian(problem.bounds, rho=config.rho, dual_lr=config.dual_lr,
                                               fill=config.budget_fill)
+        self.curvature: CurvaturePenalty | None = None
 
     def state_dict(self) -> dict:
-        return {"lagrangian": self.lagrangian.state_dict()}
+        state = {"lagrangian": self.lagrangian.state_dict()}
+        if self.curvature is not None:
+            state["curvature"] = self.curvature.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         if "lagrangian" in state:
             self.lagrangian.load_state_dict(state["lagrangian"])
+        if "curvature" in state:
+            self.curvature = CurvaturePenalty.from_state(state["curvature"])
 
     def search(self, run) -> None:
         cfg, space = run.config, run.space
@@ -69,8 +76,13 @@ class DnasStrategy(Strategy):
         a_opt = torch.optim.Adam(space.logit_parameters(), lr=cfg.lr_logits)
         b_opt = torch.optim.Adam(space.bit_parameters(), lr=cfg.lr_bits)
         optimizers = [w_opt, a_opt, b_opt]
-        if cfg.warm_start_bits == "hawq" and run.epoch == 0 and not run.optimizer_state:
-            warm_start_from_hawq(run)  # a fresh search (a resumed one has its bits in the checkpoint)
+        fresh = run.epoch == 0 and not run.optimizer_state  # a resumed search has its bits and tables in the checkpoint
+        if (fresh and cfg.warm_start_bits == "hawq") or (cfg.curvature_weight and self.curvature is None):
+            perturbation = second_order_perturbation(run)  # one set of Hessian traces serves both
+            if fresh and cfg.warm_start_bits == "hawq":
+                warm_start_from_hawq(run, perturbation)
+            if cfg.curvature_weight and self.curvature is None:
+                self.curvature = CurvaturePenalty.measure(space, perturbation[0], cfg.curvature_weight)
         run.restore(optimizers, [w_sched])
         run.checkpoint(optimizers, [w_sched])
         last_costs: dict = {}
@@ -79,7 +91,9 @@ class DnasStrategy(Strategy):
         def penalty():
             costs = space.expected_costs()
             last_costs.update(costs)
-            return lagrangian.penalty(costs)
+            if self.curvature is None:
+                return lagrangian.penalty(costs)
+            return lagrangian.penalty(costs) + self.curvature(space)
 
         def after_step():
             lagrangian.dual_step(last_costs)
@@ -106,6 +120,9 @@ class DnasStrategy(Strategy):
                 costs = space.expected_costs()
             w_bits, a_bits = space.mean_bits()
             stats.update({k: float(costs[k]) for k in COST_KEYS})
+            if self.curvature is not None:
+                with torch.no_grad():
+                    stats["curvature_loss"] = float(self.curvature(space))
             stats.update({"mean_w_bits": w_bits, "mean_a_bits": a_bits, "temperature": temperature,
                           "scheme_entropy": space.scheme_entropy(),
                           **{f"lambda_{k}": v for k, v in lagrangian.multipliers.items()},
@@ -143,12 +160,13 @@ class DnasStrategy(Strategy):
         return policy
 
 
-def warm_start_from_hawq(run) -> None:
+def warm_start_from_hawq(run, perturbation=None) -> None:
     """Start every slot's learned bits at the Hessian-aware baseline's policy (a point within the budgets),
-    so the relaxed solution begins feasible instead of at the top of the range; the scheme logits stay."""
-    from .hawq import HawqStrategy
+    so the relaxed solution begins feasible instead of at the top of the range; the scheme logits stay.
+    ``perturbation``: the output of ``second_order_perturbation(run)`` when already taken."""
+    from .hawq import hawq_policy
 
-    policy = HawqStrategy(run.problem, run.config).finalize(run)
+    policy = hawq_policy(run, *(perturbation or second_order_perturbation(run)))
     # every rank computed the same traces; rank 0's policy is the one all ranks start from, bit for bit
     policy = Policy.from_dict(distributed.broadcast_from_main(run.dist, policy.to_dict()))
     with torch.no_grad():

@@ -28,16 +28,20 @@ class HawqStrategy(Strategy):
     name = "hawq"
 
     def finalize(self, run) -> Policy:
-        perturbation, traces = second_order_perturbation(run)
-        space, problem = run.space, run.problem
-        layers = options_by(space, perturbation, schemes=[run.config.uniform_scheme])
-        scale = normalise_objectives(layers)  # objective units: the loss, scaled so the MILP sees numbers near 1
-        tables = option_costs(space.cost_model, space.ops, layers)
-        choice, totals = solve_or_raise(layers, tables, problem.bounds, problem.target, "integer",
-                                        reference=problem.reference)
-        policy = to_policy(layers, choice)
-        policy.meta.update({"milp_totals": totals, "hessian_traces": {
-            f"{op.layer_name}.{role}": traces.get(id(slot), 0.0)
-            for op in space.ops for role, slot in (("weight", op.weight_slot), ("activation", op.act_slot))}})
-        log.info("hawq: Hessian traces of %d slots, MILP objective scale %.3g", len(traces), scale)
-        return policy
+        return hawq_policy(run, *second_order_perturbation(run))
+
+
+def hawq_policy(run, perturbation, traces) -> Policy:
+    """The MILP's policy for ``perturbation`` (see :func:`~hwqnn.searching.hessian.second_order_perturbation`)."""
+    space, problem = run.space, run.problem
+    layers = options_by(space, perturbation, schemes=[run.config.uniform_scheme])
+    scale = normalise_objectives(layers)  # objective units: the loss, scaled so the MILP sees numbers near 1
+    tables = option_costs(space.cost_model, space.ops, layers)
+    choice, totals = solve_or_raise(layers, tables, problem.bounds, problem.target, "integer",
+                                    reference=problem.reference)
+    policy = to_policy(layers, choice)
+    policy.meta.update({"milp_totals": totals, "hessian_traces": {
+        f"{op.layer_name}.{role}": traces.get(id(slot), 0.0)
+        for op in space.ops for role, slot in (("weight", op.weight_slot), ("activation", op.act_slot))}})
+    log.info("hawq: Hessian traces of %d slots, MILP objective scale %.3g", len(traces), scale)
+    return policy
