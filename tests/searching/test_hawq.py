@@ -58,15 +58,15 @@ def test_hawq_finds_a_mixed_policy_within_the_budget_and_records_the_traces(tiny
 
 def test_the_search_can_start_its_learned_bits_at_the_hawq_policy(tiny_cnn, digits, monkeypatch):
     from hwqnn.policy import Policy
-    from hwqnn.searching.strategies.hawq import HawqStrategy
+    from hwqnn.searching.strategies import hawq
 
     asked = []
 
-    def fixed_policy(self, run):
+    def fixed_policy(run, perturbation, traces):
         asked.append(run.epoch)
         return Policy.uniform("w3a5").expand([op.layer_name for op in run.space.ops])
 
-    monkeypatch.setattr(HawqStrategy, "finalize", fixed_policy)
+    monkeypatch.setattr(hawq, "hawq_policy", fixed_policy)
     result = hwqnn.search(copy.deepcopy(tiny_cnn), digits.train, digits.test, target="bitfusion",
                           budgets=["latency=0.95x"], pretrain_epochs=0, search_epochs=1, finetune_epochs=0,
                           batch_size=128, lr_bits=0.0, warm_start_bits="hawq")
