@@ -36,6 +36,23 @@ def _searching_model(model, digits):
     return qmodel.set_search()
 
 
+def _uniform_space(tiny_cnn, digits, bits: float):
+    """A search space on Bit Fusion whose every slot learned ``bits`` and prefers the uniform scheme, and
+    the w8a8 reference latency."""
+    from hwqnn.searching.space import SearchSpace
+
+    qmodel = _searching_model(tiny_cnn, digits)
+    cost_model = cost_models.CostModel(qmodel.workload, cost_models.load_profile("bitfusion"))
+    space = SearchSpace(qmodel, cost_model)
+    with torch.no_grad():
+        for slot in space.slots():
+            slot.bits.fill_(bits)
+            slot.logits.alpha.zero_()
+            slot.logits.alpha[slot.scheme_names.index("uniform")] = 1.0
+    reference = cost_model.evaluate(cost_models.resolve_precisions("w8a8", qmodel.workload.names))
+    return space, reference.latency_s
+
+
 def test_a_much_worse_milp_policy_is_resolved_and_the_better_one_kept(tiny_cnn, digits):
     qmodel = _searching_model(tiny_cnn, digits)
     before = {k: v.clone() for k, v in qmodel.state_dict().items()}
@@ -105,20 +122,11 @@ def test_when_re_solving_is_not_enough_the_argmax_network_rounded_onto_the_budge
 
 def test_the_argmax_network_rounded_onto_a_budget_keeps_its_schemes_where_it_can(tiny_cnn, digits):
     from hwqnn.searching.finalize import nearest_to_argmax
-    from hwqnn.searching.space import SearchSpace
 
-    qmodel = _searching_model(tiny_cnn, digits)
-    cost_model = cost_models.CostModel(qmodel.workload, cost_models.load_profile("bitfusion"))
-    space = SearchSpace(qmodel, cost_model)
-    with torch.no_grad():
-        for slot in space.slots():
-            slot.bits.fill_(7.0)
-            slot.logits.alpha.zero_()
-            slot.logits.alpha[slot.scheme_names.index("uniform")] = 1.0
-    reference = cost_model.evaluate(cost_models.resolve_precisions("w8a8", qmodel.workload.names))
-    bound = 0.95 * reference.latency_s  # tiny_cnn at batch 1 on Bit Fusion cannot go below 0.89x
+    space, w8a8 = _uniform_space(tiny_cnn, digits, 7.0)
+    bound = 0.95 * w8a8  # tiny_cnn at batch 1 on Bit Fusion cannot go below 0.89x
     policy, totals = nearest_to_argmax(space, {"latency_s": bound}, "bitfusion",
-                                       {"latency_s": reference.latency_s})
+                                       {"latency_s": w8a8})
     assert totals["latency_s"] <= bound
     chosen = {op.layer_name: policy.resolve(op.layer_name) for op in space.ops}
     for op in space.ops:
@@ -131,19 +139,10 @@ def test_the_argmax_network_rounded_onto_a_budget_keeps_its_schemes_where_it_can
 
 def test_the_slack_a_rounded_network_leaves_is_spent_where_the_sensitivity_says(tiny_cnn, digits):
     from hwqnn.searching.finalize import nearest_to_argmax, spend_slack
-    from hwqnn.searching.space import SearchSpace
 
-    qmodel = _searching_model(tiny_cnn, digits)
-    cost_model = cost_models.CostModel(qmodel.workload, cost_models.load_profile("bitfusion"))
-    space = SearchSpace(qmodel, cost_model)
-    with torch.no_grad():
-        for slot in space.slots():
-            slot.bits.fill_(3.0)  # learned low: rounding stays at 3 bits, far under the budget
-            slot.logits.alpha.zero_()
-            slot.logits.alpha[slot.scheme_names.index("uniform")] = 1.0
-    reference = cost_model.evaluate(cost_models.resolve_precisions("w8a8", qmodel.workload.names))
-    bound = {"latency_s": 0.97 * reference.latency_s}
-    rounded, before = nearest_to_argmax(space, bound, "bitfusion", {"latency_s": reference.latency_s})
+    space, w8a8 = _uniform_space(tiny_cnn, digits, 3.0)  # learned low: rounding stays at 3 bits, under the budget
+    bound = {"latency_s": 0.97 * w8a8}
+    rounded, before = nearest_to_argmax(space, bound, "bitfusion", {"latency_s": w8a8})
     # one layer's weight is the only thing that matters: the slack goes there first
     sensitive = space.ops[1].weight_slot
 
@@ -151,7 +150,7 @@ def test_the_slack_a_rounded_network_leaves_is_spent_where_the_sensitivity_says(
         return [(10.0 if slot is sensitive else 1.0) * 2.0 ** -slot.candidates[o.scheme].effective_bits(o.bits)
                 for o in options]
 
-    filled, after = spend_slack(space, rounded, bound, "bitfusion", sensitivity, {"latency_s": reference.latency_s})
+    filled, after = spend_slack(space, rounded, bound, "bitfusion", sensitivity, {"latency_s": w8a8})
     assert before["latency_s"] < after["latency_s"] <= bound["latency_s"]
     for op in space.ops:
         old, new = rounded.resolve(op.layer_name), filled.resolve(op.layer_name)
@@ -160,5 +159,5 @@ def test_the_slack_a_rounded_network_leaves_is_spent_where_the_sensitivity_says(
     assert filled.resolve(space.ops[1].layer_name).w_bits == 8  # the sensitive weight gets the most
     # with no room left, nothing changes
     tight = {"latency_s": before["latency_s"]}
-    same, _ = spend_slack(space, rounded, tight, "bitfusion", sensitivity, {"latency_s": reference.latency_s})
+    same, _ = spend_slack(space, rounded, tight, "bitfusion", sensitivity, {"latency_s": w8a8})
     assert same.to_dict() == rounded.to_dict()
