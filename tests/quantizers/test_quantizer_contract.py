@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from quantizer_helpers import distinct_per_channel, make, relative_mse, sample
 
@@ -16,7 +16,9 @@ from hwqnn.quantizers import COMPUTE_KINDS, HardwareFacts, get_scheme, list_sche
 BITS = (1, 2, 3, 4, 8, 16)
 
 
-@settings(max_examples=12, deadline=None)
+# four scalars per example: hypothesis's "data too large" check has fired on them, spuriously, with its oldest
+# supported version
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.data_too_large])
 @given(bits=st.sampled_from(BITS), seed=st.integers(0, 2**16), log_scale=st.floats(-20, 20),
        signed=st.booleans())
 def test_outputs_lie_on_at_most_levels_values(name, role, bits, seed, log_scale, signed):
