@@ -35,9 +35,9 @@ from ..searching.problem import resolve_target
 from .config import NasConfig
 from .evaluate import AccuracyEvaluator, SubnetCoster, accuracy, calibration_batches, searchable_bits
 from .extract import extract, finetune
-from .search import FrontPoint, check_budgets_reachable, nsga2, pareto_front
+from .search import FrontPoint, check_budgets_reachable, known_points, nsga2, pareto_front, runs_on
 from .space import get_space
-from .store import StoredSupernet, load_supernet, save_supernet, write_front
+from .store import StoredSupernet, load_supernet, read_evaluations, save_supernet, write_front
 from .subnets import model_spec_of
 from .supernet import Subnet, Supernet, uniform_subnet
 from .train import Replay, SupernetTrainer
@@ -134,8 +134,19 @@ def _train(config: NasConfig, data: _Data, run_dir: Path | None, resume: bool,
 
 
 # --- phases 2 and 3: search, extract, write ---------------------------------------------------------
+#: What a subnet's inherited accuracy depends on besides the supernet: a re-target that changes none of these
+#: reuses the source run's evaluations.
+_EVALUATION_FIELDS = ("data", "data_dir", "seed", "val_fraction", "recal_batches", "batch_size")
+
+
+def _reusable_evaluations(source: Path, base: StoredSupernet, config: NasConfig) -> tuple[dict, list]:
+    if any(getattr(base.config, f) != getattr(config, f) for f in _EVALUATION_FIELDS):
+        return {}, []
+    return read_evaluations(source, base.supernet.space)
+
+
 def _search_and_extract(stored: StoredSupernet, config: NasConfig, data: _Data, run_dir: Path | None,
-                        meta: dict) -> NasResult:
+                        meta: dict, known: dict | None = None, known_front: list | None = None) -> NasResult:
     space, supernet = stored.supernet.space, stored.supernet
     t0 = time.perf_counter()
     profile = resolve_target(config.target)
@@ -146,11 +157,15 @@ def _search_and_extract(stored: StoredSupernet, config: NasConfig, data: _Data, 
     bounds = resolve_budgets(budgets, lambda: reference)
     check_budgets_reachable(space, coster, bounds, w_bits, a_bits, profile.name)
     calib = calibration_batches(data.fit_x, config.recal_batches, config.batch_size)
-    evaluate = AccuracyEvaluator(supernet, calib, data.val_x, data.val_y)
+    evaluate = AccuracyEvaluator(supernet, calib, data.val_x, data.val_y, known)
     seeds = [uniform_subnet(space, a, max(w_bits), max(a_bits)) for a in (space.largest(), space.smallest())]
     seeds += [uniform_subnet(space, space.largest(), min(w_bits), min(a_bits))]
+    # a re-target starts from the source run's front and keeps every subnet it already evaluated
+    seeds += [s for s in known_front or () if runs_on(s, w_bits, a_bits) and s not in seeds][: config.population]
     points = nsga2(space, evaluate, coster, bounds, config.objectives, w_bits, a_bits, trials=config.trials,
                    population=config.population, seed=config.seed, seeds=seeds)
+    searched = {p.subnet for p in points}
+    points += [p for p in known_points(known or {}, coster, bounds, w_bits, a_bits) if p.subnet not in searched]
     front = pareto_front(points, config.objectives)
     if not front:
         best = {k: min(p.costs[k] for p in points) for k in bounds}
@@ -162,18 +177,34 @@ def _search_and_extract(stored: StoredSupernet, config: NasConfig, data: _Data, 
     search_time = time.perf_counter() - t0
     t1 = time.perf_counter()
     qmodel = extract(supernet, chosen.subnet, calib)
-    inherited_test = accuracy(qmodel, data.test_x, data.test_y)
-    history = list(stored.history)
-    history += finetune(qmodel, data.fit_x, data.fit_y, epochs=config.finetune_epochs, lr=config.finetune_lr,
-                        batch_size=config.batch_size, seed=config.seed)
-    test_acc = accuracy(qmodel, data.test_x, data.test_y)
     extract_time = time.perf_counter() - t1
+    test_time = 0.0
+
+    def test_accuracy() -> float:  # reporting, not the search's own work: timed apart
+        nonlocal test_time
+        t = time.perf_counter()
+        acc = accuracy(qmodel, data.test_x, data.test_y)
+        test_time += time.perf_counter() - t
+        return acc
+
+    history = list(stored.history)
+    inherited_test = test_acc = test_accuracy()
+    if config.finetune_epochs:
+        t1 = time.perf_counter()
+        history += finetune(qmodel, data.fit_x, data.fit_y, epochs=config.finetune_epochs, lr=config.finetune_lr,
+                            batch_size=config.batch_size, seed=config.seed)
+        extract_time += time.perf_counter() - t1
+        test_acc = test_accuracy()
+    times = {"supernet": stored.train_time_s, "search": search_time, "extract": extract_time,
+             "test_evaluation": test_time}
     policy = chosen.subnet.policy(space)
     policy.meta.update({"method": METHOD, "target": profile.name})
     report = coster.report(chosen.subnet)
     costs = {k: float(getattr(report, k)) for k in chosen.costs}
     metrics = _metrics(space, config, data, profile.name, chosen, costs, reference, budgets, bounds, report,
-                       inherited_test, test_acc, front, stored, search_time, extract_time, meta)
+                       inherited_test, test_acc, front, times, meta)
+    metrics["evaluations"] = {"evaluated": evaluate.evaluated, "reused": evaluate.reused,
+                              "reusable_from_source": len(known or {})}
     if run_dir is not None:
         policy.save(run_dir / "policy.yaml")
         write_front(run_dir, points, space, front)
@@ -187,7 +218,7 @@ def _search_and_extract(stored: StoredSupernet, config: NasConfig, data: _Data, 
 
 
 def _metrics(space, config, data, target, chosen, costs, reference, budgets, bounds, report, inherited_test,
-             test_acc, front, stored, search_time, extract_time, meta) -> dict:
+             test_acc, front, times, meta) -> dict:
     from .. import __version__
 
     within = {k: costs[k] <= b * (1 + 1e-9) for k, b in bounds.items()}
@@ -205,7 +236,7 @@ def _metrics(space, config, data, target, chosen, costs, reference, budgets, bou
         "config": {**config.to_dict(), "cost_batch_size": config.cost_batch_size},
         "front": [p.to_dict(space) for p in front],
         "versions": {"hwqnn": __version__, "torch": torch.__version__, "python": platform.python_version()},
-        "wall_time_s": {"supernet": stored.train_time_s, "search": search_time, "extract": extract_time},
+        "wall_time_s": times,
         "units": {m.value: m.unit for m in CostMetric},
         "costs_readable": {k: format_cost(k, v) for k, v in costs.items()},
     })
@@ -251,8 +282,10 @@ def nas(config: NasConfig | None = None, *, run_dir: str | Path | None = None, r
     data = load_data(config, space)
     meta = {**(meta or {}), "lifelong": {"continue_from": str(continue_from) if continue_from else None,
                                          "retarget": str(retarget) if retarget else None}}
+    known, known_front = {}, []
     if retarget is not None:
         stored = base
+        known, known_front = _reusable_evaluations(Path(retarget), base, config)
     elif resume and path is not None and (path / "supernet.pt").is_file() and not (path / "checkpoint.pt").is_file():
         stored = load_supernet(path)
     else:
@@ -260,4 +293,4 @@ def nas(config: NasConfig | None = None, *, run_dir: str | Path | None = None, r
             raise DataError(f"new data has {data.num_classes} classes; the supernet of {source} has "
                             f"{base.supernet.num_classes}")
         stored = _train(config, data, path, resume, base, meta)
-    return _search_and_extract(stored, config, data, path, meta)
+    return _search_and_extract(stored, config, data, path, meta, known, known_front)

@@ -33,15 +33,20 @@ def calibration_batches(images: Tensor, batches: int, batch_size: int) -> list[T
 class AccuracyEvaluator:
     """Inherited accuracy of subnets of one supernet, memoised per subnet."""
 
-    def __init__(self, supernet: Supernet, calib: list[Tensor], images: Tensor, labels: Tensor):
+    def __init__(self, supernet: Supernet, calib: list[Tensor], images: Tensor, labels: Tensor,
+                 known: dict[Subnet, float] | None = None):
         self.supernet, self.calib, self.images, self.labels = supernet, calib, images, labels
-        self.cache: dict[Subnet, float] = {}
+        self.cache: dict[Subnet, float] = dict(known or {})
+        self.reused, self.evaluated = 0, 0
 
     def __call__(self, subnet: Subnet) -> float:
-        if subnet not in self.cache:
+        if subnet in self.cache:
+            self.reused += 1
+        else:
             self.supernet.activate(subnet)
             recalibrate_bn(self.supernet, self.calib)
             self.cache[subnet] = accuracy(self.supernet, self.images, self.labels)
+            self.evaluated += 1
         return self.cache[subnet]
 
 

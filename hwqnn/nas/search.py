@@ -92,6 +92,23 @@ def _params_of(subnet: Subnet, space: SpaceSpec, w_bits: Sequence[int], a_bits: 
     return params
 
 
+def runs_on(subnet: Subnet, w_bits: Sequence[int], a_bits: Sequence[int]) -> bool:
+    """Whether every layer of ``subnet`` uses bits the search may pick (the target's deployable ones)."""
+    return all(w in w_bits and a in a_bits for w, a in subnet.bits)
+
+
+def known_points(known: Mapping[Subnet, float], coster: Callable[[Subnet], dict], bounds: Mapping[str, float],
+                 w_bits: Sequence[int], a_bits: Sequence[int]) -> list[FrontPoint]:
+    """Subnets whose accuracy is already known (another target's search of the same supernet), costed here."""
+    points = []
+    for subnet, acc in known.items():
+        if runs_on(subnet, w_bits, a_bits):
+            costs = coster(subnet)
+            feasible = all(costs[k] <= b * (1 + 1e-9) for k, b in bounds.items())
+            points.append(FrontPoint(subnet, acc, costs, feasible))
+    return points
+
+
 def check_budgets_reachable(space: SpaceSpec, coster: Callable[[Subnet], dict], bounds: Mapping[str, float],
                             w_bits: Sequence[int], a_bits: Sequence[int], target: str) -> None:
     """Fail before searching when even the smallest subnet at the lowest bits misses a budget, naming the

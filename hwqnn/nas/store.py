@@ -3,6 +3,7 @@ space, data and a replay sample of its training data) and the searched points (`
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from ..run_dir import atomic_torch_save
 from .config import NasConfig
 from .search import FrontPoint
 from .space import SpaceError, SpaceSpec
-from .supernet import Supernet
+from .supernet import Subnet, Supernet
 
 SUPERNET_FILE = "supernet.pt"
 FRONT_FILE = "front.csv"
@@ -67,6 +68,30 @@ def write_front(path: Path, points: list[FrontPoint], space: SpaceSpec, front: l
             frame[col] = frame[col].astype(str)
     atomic_write_text(path / FRONT_FILE, frame.to_csv(index=False))
     return frame
+
+
+def read_evaluations(run_dir: str | Path, space: SpaceSpec) -> tuple[dict[Subnet, float], list[Subnet]]:
+    """The inherited accuracy of every subnet a finished run evaluated (from its ``front.csv``), and its front.
+
+    A subnet's inherited accuracy depends on the supernet and the data, not on the target, so re-targeting the
+    same supernet on the same data reuses these instead of evaluating them again. Infeasible points were never
+    evaluated (their accuracy is a placeholder) and are left out. A run without a ``front.csv`` gives nothing.
+    """
+    path = Path(run_dir) / FRONT_FILE
+    if not path.is_file():
+        return {}, []
+    frame = pd.read_csv(path)
+    known: dict[Subnet, float] = {}
+    front: list[Subnet] = []
+    for row in frame.itertuples(index=False):
+        if not bool(row.feasible):
+            continue
+        subnet = Subnet.from_dict({"space": row.space, "architecture": row.architecture,
+                                   "bits": json.loads(row.bits)}, space)
+        known[subnet] = float(row.accuracy)
+        if bool(row.on_front):
+            front.append(subnet)
+    return known, front
 
 
 def read_nas_config(run_dir: str | Path) -> NasConfig:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 import torch
 
@@ -14,7 +15,8 @@ import hwqnn
 from cost_models import load_profile
 from hwqnn.cli import main
 from hwqnn.nas import NasConfig, Supernet, get_space, nas, uniform_subnet
-from hwqnn.nas.evaluate import SubnetCoster
+from hwqnn.nas.api import load_data
+from hwqnn.nas.evaluate import AccuracyEvaluator, SubnetCoster, calibration_batches
 from hwqnn.nas.search import check_budgets_reachable, nsga2, pareto_front
 from hwqnn.nas.train import SupernetTrainer
 
@@ -65,6 +67,30 @@ def test_retarget_searches_without_training(tiny_run, tmp_path):
     result = nas(run_dir=tmp_path / "re", retarget=tiny_run.run_dir, target="bitfusion", trials=6, population=4)
     assert result.metrics["target"] == "bitfusion" and result.metrics["wall_time_s"]["supernet"] == \
         pytest.approx(tiny_run.metrics["wall_time_s"]["supernet"], rel=1e-3)  # the stored training time, not new
+
+
+def test_retarget_reuses_the_source_evaluations_and_they_are_right(tiny_run, tmp_path):
+    source = pd.read_csv(tiny_run.run_dir / "front.csv")
+    result = nas(run_dir=tmp_path / "re", retarget=tiny_run.run_dir, target="bitfusion", trials=4, population=2)
+    counts = result.metrics["evaluations"]
+    assert counts["reusable_from_source"] == int(source["feasible"].sum()) > 0
+    # every subnet the source evaluated that runs on the new target is on the new list, at the same accuracy
+    known = {(r.architecture, r.bits): r.accuracy for r in source.itertuples() if r.feasible}
+    space = get_space("tiny-digits")
+    cfg = NasConfig.from_dict(tiny_run.metrics["config"])
+    data = load_data(cfg, space)
+    calib = calibration_batches(data.fit_x, cfg.recal_batches, cfg.batch_size)
+    fresh = AccuracyEvaluator(result.supernet, calib, data.val_x, data.val_y)
+    reused = [p for p in result.points if (space.encode(p.subnet.arch), str([list(b) for b in p.subnet.bits])) in known]
+    assert reused, "no source evaluation was reused"
+    for p in reused[:3]:
+        assert fresh(p.subnet) == pytest.approx(p.accuracy)
+
+
+def test_retarget_on_other_data_evaluates_afresh(tiny_run, tmp_path):
+    result = nas(run_dir=tmp_path / "re", retarget=tiny_run.run_dir, target="bitfusion", trials=4, population=2,
+                 val_fraction=0.3)
+    assert result.metrics["evaluations"]["reusable_from_source"] == 0 and result.metrics["evaluations"]["reused"] == 0
 
 
 def test_bad_input_one_line(tiny_run, tmp_path, capsys):
