@@ -6,6 +6,7 @@ file under OUT; ``report`` reads them all.
     python reports/hqnas_cifar10_bench.py qat OUT EPOCHS           # ResNet-20 QAT at w8a8 and w4a4
     python reports/hqnas_cifar10_bench.py supernet OUT EPOCHS TRIALS  # supernet + NSGA-II on bitfusion
     python reports/hqnas_cifar10_bench.py retarget OUT TRIALS TARGET  # search the trained supernet for TARGET
+    python reports/hqnas_cifar10_bench.py kendall OUT COUNT EPOCHS  # ranking fidelity of COUNT random subnets
     python reports/hqnas_cifar10_bench.py report OUT [PLOT_DIR]     # markdown table (and a plot)
 
 The QAT arms train ResNet-20 with option-B shortcuts (the space's largest subnet) on the same fit split, with
@@ -37,33 +38,70 @@ def config(epochs: int = 0, trials: int = 16) -> hwqnn.NasConfig:
                            epochs=epochs, trials=trials, population=8, batch_size=64, cost_batch_size=COST_BATCH)
 
 
+def train_alone(q, data, cfg: hwqnn.NasConfig, epochs: int, label: str) -> float:
+    """QAT of one fixed network with the supernet trainer's optimizer, schedule and batch size; seconds taken."""
+    opt = torch.optim.SGD(q.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                          nesterov=True)
+    steps = math.ceil(len(data.fit_x) / cfg.batch_size)
+    total = epochs * steps
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    t = time.perf_counter()
+    for e in range(epochs):
+        perm = torch.randperm(len(data.fit_x), generator=torch.Generator().manual_seed(e))
+        q.train()
+        for s in range(steps):
+            idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            opt.zero_grad()
+            F.cross_entropy(q(data.fit_x[idx]), data.fit_y[idx]).backward()
+            opt.step()
+            sched.step()
+        print(f"{label} epoch {e + 1}/{epochs}: {time.perf_counter() - t:.0f} s", flush=True)
+    return time.perf_counter() - t
+
+
 def qat(out: Path, epochs: int) -> dict:
     cfg = config(epochs)
     data = load_data(cfg, hwqnn.get_nas_space(cfg.space))
     results = {}
-    steps = math.ceil(len(data.fit_x) / cfg.batch_size)
-    total = epochs * steps
     for bits in ("w8a8", "w4a4"):
         torch.manual_seed(cfg.seed)
-        model = hwqnn.create_model("resnet20", shortcut="B")
-        q = hwqnn.apply_policy(model, bits, data.fit_x[:2])
-        opt = torch.optim.SGD(q.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                              nesterov=True)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-        t = time.perf_counter()
-        for e in range(epochs):
-            perm = torch.randperm(len(data.fit_x), generator=torch.Generator().manual_seed(e))
-            q.train()
-            for s in range(steps):
-                idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-                opt.zero_grad()
-                F.cross_entropy(q(data.fit_x[idx]), data.fit_y[idx]).backward()
-                opt.step()
-                sched.step()
-            print(f"qat {bits} epoch {e + 1}/{epochs}: {time.perf_counter() - t:.0f} s", flush=True)
-        results[bits] = {"time_s": time.perf_counter() - t, "test_acc": 100 * accuracy(q, data.test_x, data.test_y),
+        q = hwqnn.apply_policy(hwqnn.create_model("resnet20", shortcut="B"), bits, data.fit_x[:2])
+        seconds = train_alone(q, data, cfg, epochs, f"qat {bits}")
+        results[bits] = {"time_s": seconds, "test_acc": 100 * accuracy(q, data.test_x, data.test_y),
                          "val_acc": 100 * accuracy(q, data.val_x, data.val_y), "epochs": epochs}
     return results
+
+
+def kendall(out: Path, count: int, epochs: int) -> dict:
+    """Ranking fidelity: inherited accuracy (supernet, BN recalibrated) vs the same subnet trained alone."""
+    import random
+
+    from scipy.stats import kendalltau
+
+    from hwqnn.nas.evaluate import AccuracyEvaluator, calibration_batches
+    from hwqnn.nas.nets import build_subnet
+    from hwqnn.nas.store import load_supernet
+    from hwqnn.nas.supernet import random_subnet
+
+    stored = load_supernet(out / "hq-bitfusion")
+    cfg, space = stored.config, stored.supernet.space
+    data = load_data(cfg, space)
+    inherited = AccuracyEvaluator(stored.supernet, calibration_batches(data.fit_x, cfg.recal_batches, cfg.batch_size),
+                                  data.val_x, data.val_y)
+    rng = random.Random(1234)
+    rows = []
+    for i in range(count):
+        subnet = random_subnet(space, rng)
+        torch.manual_seed(cfg.seed)
+        net = build_subnet(space, subnet.arch, stored.supernet.num_classes)
+        q = hwqnn.apply_policy(net, subnet.policy(space), data.fit_x[:2], joins=False)
+        seconds = train_alone(q, data, cfg, epochs, f"subnet {i + 1}/{count}")
+        rows.append({"architecture": space.encode(subnet.arch), "mean_bits": subnet.mean_bits(),
+                     "inherited_val_acc": 100 * inherited(subnet), "alone_val_acc": 100 * accuracy(q, data.val_x, data.val_y),
+                     "alone_time_s": seconds})
+        (out / "kendall_partial.json").write_text(json.dumps(rows, indent=1))
+    tau, p_value = kendalltau([r["inherited_val_acc"] for r in rows], [r["alone_val_acc"] for r in rows])
+    return {"tau": float(tau), "p_value": float(p_value), "epochs": epochs, "subnets": rows}
 
 
 def supernet(out: Path, epochs: int, trials: int) -> dict:
@@ -127,6 +165,14 @@ def report(out: Path, plot_dir: Path | None) -> str:
             lines.append(f"| {target} | ResNet-20 {bits} | {1e3 * lat:.3f} | {acc:.2f} | "
                          + (f"{best[0]:.2f}% at {1e3 * best[1]:.3f} ms" if best else "none") + " | "
                          + (f"{1e3 * fast[1]:.3f} ms ({lat / fast[1]:.2f}x faster)" if fast else "none") + " |")
+    if (out / "kendall.json").is_file():
+        k = json.loads((out / "kendall.json").read_text())
+        lines += ["", f"Ranking fidelity: {len(k['subnets'])} random subnets (architecture and bits), each also trained "
+                  f"alone for {k['epochs']} epochs (same optimizer and schedule). **Kendall tau = {k['tau']:.2f}** "
+                  f"(p = {k['p_value']:.3f}; must-show >= 0.5).", "",
+                  "| architecture | mean W/A bits | inherited val acc (%) | trained alone val acc (%) |", "|---|---|---|---|"]
+        lines += [f"| `{r['architecture']}` | {r['mean_bits'][0]:.1f} / {r['mean_bits'][1]:.1f} | "
+                  f"{r['inherited_val_acc']:.2f} | {r['alone_val_acc']:.2f} |" for r in k["subnets"]]
     if plot_dir is not None:
         import matplotlib
         matplotlib.use("Agg")
@@ -156,6 +202,8 @@ if __name__ == "__main__":
     elif phase == "retarget":
         result = retarget(out, int(sys.argv[3]), sys.argv[4])
         phase = f"retarget-{sys.argv[4]}"
+    elif phase == "kendall":
+        result = kendall(out, int(sys.argv[3]), int(sys.argv[4]))
     elif phase == "report":
         print(report(out, Path(sys.argv[3]) if len(sys.argv) > 3 else None))
         sys.exit(0)
