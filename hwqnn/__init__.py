@@ -4,7 +4,7 @@ The public API: convert a model (QAG), search or apply a policy for a device, ex
 report. The ``hwqnn`` command uses nothing else. Errors share one root, ``cost_models.UserError``.
 """
 
-from .data import load_dataset
+from .data import fixed_sample, load_dataset
 from .deployment import place_layer, runs_as
 from .distributed import DistributedError, StudyError, default_storage_url
 from .errors import (
@@ -75,7 +75,7 @@ __all__ = [
     "DEFAULT_BUDGETS", "default_budgets", "format_cost", "Strategy", "register_strategy", "get_strategy", "list_strategies",
     # inputs, models, data, run directories
     "load_model_and_data", "ModelAndData", "check_device", "default_run_dir", "create_model", "model_spec",
-    "list_models", "register_model", "load_dataset", "load_run", "LoadedRun", "read_checkpoint", "read_metrics",
+    "list_models", "register_model", "load_dataset", "fixed_sample", "load_run", "LoadedRun", "read_checkpoint", "read_metrics",
     # measuring this machine
     "measure_latencies", "write_measurements",
     # export, sweeps, reports

@@ -306,6 +306,19 @@ def split_train_val(dataset: TensorDataset, val_fraction: float = 0.2,
     return pick(train_idx), pick(val_idx)
 
 
+def fixed_sample(dataset, count: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """``count`` examples drawn at random from ``dataset`` (seeded, so every call gives the same ones), as
+    stacked (inputs, labels); all of them when it holds fewer.
+
+    Calibration, BatchNorm recalibration and Hessian traces take this sample, never the first examples:
+    CIFAR-10's files (and the splits, which keep file order) are sorted by class, so the first few hundred
+    images are all one class.
+    """
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:count].tolist()
+    pairs = [dataset[i] for i in order]
+    return torch.stack([p[0] for p in pairs]), torch.as_tensor([int(p[1]) for p in pairs])
+
+
 def random_crop_flip(images: Tensor, generator: torch.Generator, padding: int = CROP_PADDING) -> Tensor:
     """Per image: a random crop of the zero-padded image (same size) and a horizontal flip half the time.
 

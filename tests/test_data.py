@@ -13,6 +13,7 @@ from torch.utils.data import TensorDataset
 
 from hwqnn.data import (
     CIFAR10_CLASSES,
+    fixed_sample,
     load_dataset,
     make_loader,
     random_crop_flip,
@@ -458,3 +459,19 @@ def test_missing_user_module_names_the_import():
     with pytest.raises(DataError, match=r"cannot import module 'no_such_pkg_xyz\.data' for --data "
                                         r"no_such_pkg_xyz\.data:make: ModuleNotFoundError"):
         load_dataset("no_such_pkg_xyz.data:make")
+
+
+def _class_sorted(classes=10, per_class=50):
+    labels = torch.arange(classes).repeat_interleave(per_class)
+    return TensorDataset(labels.float()[:, None].repeat(1, 4), labels)
+
+
+def test_fixed_sample_draws_across_a_class_sorted_set_and_repeats():
+    data = _class_sorted()
+    images, labels = fixed_sample(data, 64, seed=3)
+    assert images.shape == (64, 4) and len(set(labels.tolist())) >= 8  # the first 64 would be one class
+    assert torch.equal(images[:, 0].long(), labels)  # images and labels stay paired
+    again, _ = fixed_sample(data, 64, seed=3)
+    assert torch.equal(images, again)
+    everything, _ = fixed_sample(data, 10_000)
+    assert len(everything) == len(data)

@@ -69,15 +69,14 @@ def _output_path(out: str | None, run_dir: Path) -> Path:
 def _example_input(metrics: dict, fallback: torch.Tensor) -> torch.Tensor:
     """A batch of the run's test data (the example fixes data-dependent branches and checks the grids);
     Gaussian noise of the right shape when the data cannot be loaded."""
-    from .. import load_dataset
+    from .. import fixed_sample, load_dataset
 
     name = metrics.get("data")
     if name:
         try:
             data = load_dataset(name, metrics.get("data_dir"), seed=int(metrics.get("seed", 0)),
                                 allow_pickle=bool(metrics.get("allow_pickle")))
-            count = min(EXAMPLE_BATCH, len(data.test))
-            return torch.stack([data.test[i][0] for i in range(count)]).float()
+            return fixed_sample(data.test, EXAMPLE_BATCH)[0].float()  # not the first: the files are class-sorted
         except HwqnnError as exc:
             log.warning("cannot load the run's data '%s' (%s); exporting with random inputs instead", name, exc)
     generator = torch.Generator().manual_seed(0)

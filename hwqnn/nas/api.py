@@ -156,7 +156,7 @@ def _search_and_extract(stored: StoredSupernet, config: NasConfig, data: _Data, 
     budgets = parse_budgets(list(config.budgets))
     bounds = resolve_budgets(budgets, lambda: reference)
     check_budgets_reachable(space, coster, bounds, w_bits, a_bits, profile.name)
-    calib = calibration_batches(data.fit_x, config.recal_batches, config.batch_size)
+    calib = calibration_batches(data.fit_x, config.recal_batches, config.batch_size, config.seed)
     evaluate = AccuracyEvaluator(supernet, calib, data.val_x, data.val_y, known)
     seeds = [uniform_subnet(space, a, max(w_bits), max(a_bits)) for a in (space.largest(), space.smallest())]
     seeds += [uniform_subnet(space, space.largest(), min(w_bits), min(a_bits))]

@@ -25,9 +25,11 @@ def accuracy(model: torch.nn.Module, images: Tensor, labels: Tensor, batch_size:
     return correct / max(len(images), 1)
 
 
-def calibration_batches(images: Tensor, batches: int, batch_size: int) -> list[Tensor]:
-    """The first ``batches`` batches of the training images (fixed, so every evaluation is repeatable)."""
-    return [images[i * batch_size:(i + 1) * batch_size] for i in range(batches) if i * batch_size < len(images)]
+def calibration_batches(images: Tensor, batches: int, batch_size: int, seed: int = 0) -> list[Tensor]:
+    """``batches`` batches of a fixed random sample of the training images (the same on every call, so every
+    evaluation is repeatable; random, because a class-sorted split's first images are all one class)."""
+    sample = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[: batches * batch_size]]
+    return [sample[i:i + batch_size] for i in range(0, len(sample), batch_size)]
 
 
 class AccuracyEvaluator:

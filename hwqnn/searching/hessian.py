@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from ..data import fixed_sample
 from ..errors import HwqnnError
 from .finalize import capture_slot_inputs, float_slot_inputs, relative_error
 
@@ -58,13 +59,11 @@ def second_order_perturbation(run) -> tuple[Callable, dict[int, float]]:
     """HAWQ-V3's loss increase of each (scheme, bits) option of a slot, ``Tr(H) / n * ||Q(x) - x||^2``, as an
     objective ``(slot, options) -> costs`` for :func:`~hwqnn.searching.finalize.options_by`; and the traces.
 
-    Traces and the slots' inputs are taken on the first ``HESSIAN_IMAGES`` training images, with the model's
+    Traces and the slots' inputs are taken on a fixed random sample of ``HESSIAN_IMAGES`` training images, with the model's
     current weights (the slots in float bypass). A trace can come out negative (the loss is not convex
     everywhere); it then counts as 0."""
-    count = min(len(run.train_data), HESSIAN_IMAGES)
-    pairs = [run.train_data[i] for i in range(count)]
-    images = torch.stack([p[0] for p in pairs]).to(run.device)
-    labels = torch.as_tensor([int(p[1]) for p in pairs], device=run.device)
+    images, labels = fixed_sample(run.train_data, HESSIAN_IMAGES, run.config.seed)
+    images, labels = images.to(run.device), labels.to(run.device)
     traces = slot_hessian_traces(run.qmodel, images, labels, HUTCHINSON_SAMPLES, seed=run.config.seed)
     captured = capture_slot_inputs(run.qmodel, images)
 

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from cost_models import CostMetric
 
 from .. import distributed
+from ..data import fixed_sample
 from ..errors import DeviceError, RunDirError
 from ..policy import Policy
 from ..qag import QuantizedModel
@@ -154,8 +155,7 @@ class Runner:
                            **kwargs)
 
     def calibration_batch(self) -> torch.Tensor:
-        count = min(CALIBRATION_IMAGES, len(self.train_data))
-        return torch.stack([self.train_data[i][0] for i in range(count)]).to(self.device)
+        return fixed_sample(self.train_data, CALIBRATION_IMAGES, self.config.seed)[0].to(self.device)
 
     def make_weight_optimizer(self, params, lr: float, epochs: int):
         """AdamW with weight decay on the model's weights and PACT ranges, none on quantizer step sizes

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from hwqnn.nas import Supernet, get_space, list_spaces, random_subnet, uniform_subnet
 from hwqnn.nas.elastic import ElasticConv2d, ElasticLinear, recalibrate_bn
+from hwqnn.nas.evaluate import calibration_batches
 from hwqnn.nas.extract import extract
 
 
@@ -81,3 +82,12 @@ def test_subnet_of_largest_arch_has_every_layer():
     space = get_space("resnet-cifar")
     sub = uniform_subnet(space, space.largest(), 8, 8)
     assert len(sub.bits) == space.num_layers(space.largest()) == 22  # ResNet-20 + 2 projections
+
+
+def test_calibration_batches_sample_every_class_of_a_class_sorted_split():
+    labels = torch.arange(10).repeat_interleave(100).float()
+    images = labels[:, None, None, None].expand(-1, 1, 2, 2)
+    batches = calibration_batches(images, 4, 16)
+    seen = torch.cat([b[:, 0, 0, 0] for b in batches])
+    assert len(batches) == 4 and len(set(seen.tolist())) >= 8
+    assert all(torch.equal(a, b) for a, b in zip(batches, calibration_batches(images, 4, 16)))

@@ -84,3 +84,25 @@ def test_an_unknown_warm_start_is_refused():
 
     with pytest.raises(ConfigError, match="warm_start_bits must be None or 'hawq'"):
         SearchConfig(warm_start_bits="uniform")
+
+
+def test_traces_are_taken_on_every_class_of_a_class_sorted_training_set(monkeypatch):
+    from types import SimpleNamespace
+
+    from torch.utils.data import TensorDataset
+
+    import hwqnn.searching.hessian as hessian
+
+    labels = torch.arange(10).repeat_interleave(40)
+    seen = {}
+
+    def fake_traces(qmodel, images, labels, samples, seed):
+        seen["labels"] = labels
+        return {}
+
+    monkeypatch.setattr(hessian, "slot_hessian_traces", fake_traces)
+    monkeypatch.setattr(hessian, "capture_slot_inputs", lambda qmodel, images: {})
+    run = SimpleNamespace(train_data=TensorDataset(torch.randn(len(labels), 3), labels), device="cpu",
+                          config=SimpleNamespace(seed=0), qmodel=None)
+    hessian.second_order_perturbation(run)
+    assert len(seen["labels"]) == hessian.HESSIAN_IMAGES and len(set(seen["labels"].tolist())) >= 8
