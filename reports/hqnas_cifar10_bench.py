@@ -198,7 +198,7 @@ def report(out: Path, plot_dir: Path | None) -> str:
         fig, axes = plt.subplots(1, len(fronts), figsize=(5 * len(fronts), 4))
         for ax, (target, front) in zip(list(axes) if len(fronts) > 1 else [axes], fronts.items()):
             pts = sorted(front, key=lambda p: p[1])
-            ax.plot([1e3 * p[1] for p in pts], [p[0] for p in pts], "o-", label="HQNAS front (inherited)")
+            ax.plot([1e3 * p[1] for p in pts], [p[0] for p in pts], "o", label="HQNAS front, 4 cost objectives (inherited)")
             for bits in ("w8a8", "w4a4"):
                 lat, acc = arms[(target, bits)]
                 ax.plot(1e3 * lat, acc, "s", label=f"ResNet-20 {bits} QAT")
