@@ -306,6 +306,11 @@ def split_train_val(dataset: TensorDataset, val_fraction: float = 0.2,
     return pick(train_idx), pick(val_idx)
 
 
+def fixed_indices(size: int, count: int, seed: int = 0) -> Tensor:
+    """``count`` distinct indices below ``size`` in a seeded random order (all of them when ``count >= size``)."""
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:count]
+
+
 def fixed_sample(dataset, count: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     """``count`` examples drawn at random from ``dataset`` (seeded, so every call gives the same ones), as
     stacked (inputs, labels); all of them when it holds fewer.
@@ -314,8 +319,7 @@ def fixed_sample(dataset, count: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     CIFAR-10's files (and the splits, which keep file order) are sorted by class, so the first few hundred
     images are all one class.
     """
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:count].tolist()
-    pairs = [dataset[i] for i in order]
+    pairs = [dataset[i] for i in fixed_indices(len(dataset), count, seed).tolist()]
     return torch.stack([p[0] for p in pairs]), torch.as_tensor([int(p[1]) for p in pairs])
 
 

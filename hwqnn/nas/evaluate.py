@@ -9,6 +9,7 @@ from torch import Tensor
 import cost_models
 from cost_models import COST_KEYS, CostModel, HardwareProfile
 
+from ..data import fixed_indices
 from ..deployment import deployable_bits
 from ..errors import HwqnnError
 from .elastic import recalibrate_bn
@@ -28,7 +29,7 @@ def accuracy(model: torch.nn.Module, images: Tensor, labels: Tensor, batch_size:
 def calibration_batches(images: Tensor, batches: int, batch_size: int, seed: int = 0) -> list[Tensor]:
     """``batches`` batches of a fixed random sample of the training images (the same on every call, so every
     evaluation is repeatable; random, because a class-sorted split's first images are all one class)."""
-    sample = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[: batches * batch_size]]
+    sample = images[fixed_indices(len(images), batches * batch_size, seed)]
     return [sample[i:i + batch_size] for i in range(0, len(sample), batch_size)]
 
 
